@@ -1,0 +1,170 @@
+"""Settings: environment variables `AUTOREPLY_*`, then an optional TOML file, then defaults.
+
+The TOML file is `autoreply.toml` in the working directory, or the file named by
+`AUTOREPLY_CONFIG`. Keys in the file are the field names below without the prefix
+(`database_url = "..."`). Environment variables win over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.domain import Mode
+
+DEFAULT_PERSONA = (
+    "You are the friendly support account of a small online shop. "
+    "You answer briefly, politely and honestly, and never make promises you cannot keep."
+)
+DEFAULT_INTENTS = (
+    "question",
+    "complaint",
+    "praise",
+    "request",
+    "greeting",
+    "spam",
+    "abuse",
+    "other",
+)
+DEFAULT_FALLBACK = "Thanks for your message! A member of our team will get back to you soon."
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("AUTOREPLY_CONFIG", "autoreply.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names map to `AUTOREPLY_<NAME>` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOREPLY_",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite:///./autoreply.db",
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
+    )
+    # --- account -------------------------------------------------------------------------
+    account: str = Field("default", description="Handle of the account this process serves.")
+    bot_name: str = Field("Bot", description="The bot's display name; stripped from drafts.")
+    persona: str = Field(DEFAULT_PERSONA, description="Persona text that opens every prompt.")
+    mode: Mode = Field(
+        Mode.REVIEW_ALL,
+        description="auto: send allowed drafts; review_all: queue every draft; off: store only.",
+    )
+    # --- model ---------------------------------------------------------------------------
+    model: str = Field(
+        "gpt2", description="Hub id, local save_pretrained directory, or path to a .gguf file."
+    )
+    adapter: str | None = Field(
+        None, description="Optional LoRA adapter directory (peft save_pretrained) to activate."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
+    prompt_format: Literal["plain", "dialogpt"] = Field(
+        "plain", description="plain: persona + User:/Bot: turns; dialogpt: turns joined by EOS."
+    )
+    history_turns: int = Field(6, ge=0, le=100, description="Past turns put in the prompt.")
+    max_new_tokens: int = Field(48, ge=1, le=512, description="Cap on generated tokens.")
+    temperature: float = Field(0.8, gt=0.0, le=5.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.3, ge=1.0, le=5.0)
+    no_repeat_ngram_size: int = Field(3, ge=0, le=20)
+    do_sample: bool = Field(True, description="Sample (top-p) rather than greedy decoding.")
+    seed: int | None = Field(None, description="Fix the sampling seed (tests, evaluation).")
+    fallback_reply: str = Field(
+        DEFAULT_FALLBACK, description="Sent in place of a draft that is empty after clean-up."
+    )
+    # --- analysis and safety -------------------------------------------------------------
+    intent_labels: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_INTENTS, description="Comma-separated intent labels; must include 'other'."
+    )
+    max_reply_chars: int = Field(
+        600, ge=1, le=4096, description="Drafts longer than this go to review."
+    )
+    toxicity_review: float = Field(0.5, ge=0.0, le=1.0, description="Review at this toxicity.")
+    toxicity_block: float = Field(0.85, ge=0.0, le=1.0, description="Block at this toxicity.")
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Python logging level name.")
+
+    @field_validator("intent_labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            labels = tuple(str(v).strip().lower() for v in value if str(v).strip())
+            if "other" not in labels:
+                raise ValueError(
+                    "intent_labels must include 'other' (the label for messages no rule matches); "
+                    "add it to AUTOREPLY_INTENT_LABELS"
+                )
+            if len(set(labels)) != len(labels):
+                raise ValueError("intent_labels has duplicates; list each label once")
+            return labels
+        return value
+
+    @field_validator("persona", "fallback_reply", "bot_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank; set a short text")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if self.toxicity_block < self.toxicity_review:
+            raise ValueError(
+                "toxicity_block must be >= toxicity_review; raise AUTOREPLY_TOXICITY_BLOCK"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Without this source pydantic-settings would ignore the TOML file with only a warning.
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one actionable ConfigError."""
+    from pydantic import ValidationError
+
+    from bot.errors import ConfigError
+
+    path = config_file()
+    if "AUTOREPLY_CONFIG" in os.environ and not path.is_file():
+        raise ConfigError(f"AUTOREPLY_CONFIG names {path}, which does not exist; fix the path")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid settings ({problems}); fix the AUTOREPLY_* variables or {path}"
+        ) from exc

@@ -1,0 +1,328 @@
+"""SQLAlchemy 2.0 typed models. Schema changes go through Alembic only.
+
+Enumerations are stored as VARCHAR with a named CHECK constraint rather than native PostgreSQL
+enum types: adding a state later (a new draft status, say) is then an ordinary migration on both
+backends, and no enum types are left behind by a downgrade.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.domain import ChatKind, Mode, Sentiment, VerdictAction
+
+# Named constraints make Alembic batch mode (SQLite) and downgrades deterministic.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class DraftStatus(enum.StrEnum):
+    QUEUED = "queued"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ModerationKind(enum.StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+    AUTO_SEND = "auto_send"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class AdapterStatus(enum.StrEnum):
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REJECTED = "rejected"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+TZDateTime = DateTime(timezone=True)
+
+
+class Account(Base):
+    """One bot identity on one platform (a Telegram bot, a Mastodon account)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("platform", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(128))
+    persona: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[Mode | None] = mapped_column(_enum(Mode, "mode"))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class PlatformUser(Base):
+    """A person on the platform, as seen by one account. `erased` keeps the row, drops the data."""
+
+    __tablename__ = "platform_users"
+    __table_args__ = (UniqueConstraint("account_id", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    platform_user_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    erased: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class Conversation(Base):
+    """One chat (a DM or a group) of one account."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("account_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[ChatKind] = mapped_column(_enum(ChatKind, "chat_kind"))
+    title: Mapped[str | None] = mapped_column(String(256))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    last_message_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class Message(Base):
+    """Inbound and outbound messages in one table.
+
+    An edit on the platform reuses the message id, so edits are stored as new rows with a higher
+    `edit_version`. Outbound rows get their platform id once sent.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("account_id", "conversation_id", "platform_message_id", "edit_version"),
+        Index("ix_messages_conversation_created", "conversation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("platform_users.id", ondelete="SET NULL")
+    )
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    edit_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reply_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    text: Mapped[str] = mapped_column(Text)
+    addressed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+    analysis: Mapped[Analysis | None] = relationship(back_populates="message", uselist=False)
+
+
+class ProcessedUpdate(Base):
+    """A platform delivery (update id, numbered per bot) already taken in: redeliveries no-op."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (UniqueConstraint("account_id", "update_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    update_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    processed_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class Analysis(Base):
+    __tablename__ = "analyses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    intent: Mapped[str] = mapped_column(String(32))
+    intent_score: Mapped[float] = mapped_column(Float)
+    sentiment: Mapped[Sentiment] = mapped_column(_enum(Sentiment, "sentiment"))
+    sentiment_score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    input_verdict: Mapped[VerdictAction] = mapped_column(_enum(VerdictAction, "verdict"))
+    input_toxicity: Mapped[float] = mapped_column(Float, default=0.0)
+    input_flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+    message: Mapped[Message] = relationship(back_populates="analysis")
+
+
+class ReplyDraft(Base):
+    """A generated reply to one inbound message, with the gate's verdict and its fate."""
+
+    __tablename__ = "reply_drafts"
+    __table_args__ = (Index("ix_reply_drafts_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    raw_text: Mapped[str] = mapped_column(Text)
+    fallback_used: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[DraftStatus] = mapped_column(_enum(DraftStatus, "draft_status"))
+    verdict: Mapped[VerdictAction] = mapped_column(_enum(VerdictAction, "verdict"))
+    toxicity: Mapped[float] = mapped_column(Float, default=0.0)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    decision_reason: Mapped[str] = mapped_column(String(256), default="")
+    model_version: Mapped[str] = mapped_column(String(256))
+    adapter: Mapped[str | None] = mapped_column(String(128))
+    outbound_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        TZDateTime, server_default=func.now(), onupdate=func.now()
+    )
+
+    message: Mapped[Message] = relationship(foreign_keys=[message_id])
+
+
+class ModerationAction(Base):
+    """Audit trail: who did what to which draft, with the text before and after."""
+
+    __tablename__ = "moderation_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("reply_drafts.id", ondelete="CASCADE"))
+    moderator: Mapped[str] = mapped_column(String(128))
+    action: Mapped[ModerationKind] = mapped_column(_enum(ModerationKind, "moderation_kind"))
+    before_text: Mapped[str | None] = mapped_column(Text)
+    after_text: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class Adapter(Base):
+    """A LoRA adapter version on disk (peft save_pretrained layout)."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    base_model: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[AdapterStatus] = mapped_column(_enum(AdapterStatus, "adapter_status"))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    promoted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class TrainingRun(Base):
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
+    adapter_id: Mapped[int | None] = mapped_column(ForeignKey("adapters.id", ondelete="SET NULL"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class OutboxItem(Base):
+    """A reply waiting to be sent. Rows move pending -> sending -> sent / failed / unknown.
+
+    `unknown` is a send that was in flight when the process died: the platform may or may not
+    have delivered it, so it is never resent automatically and is shown to moderators.
+    Order within a conversation is the order of `id`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_conversation", "status", "conversation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("reply_drafts.id", ondelete="SET NULL"))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    outbound_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        TZDateTime, server_default=func.now(), onupdate=func.now()
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
