@@ -20,6 +20,9 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not pysqlite, open transactions (see _sqlite_begin): pysqlite's own lazy
+    # BEGIN breaks SAVEPOINT and makes reads before the first write run outside the transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -28,6 +31,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so two processes writing at once queue on the
+    # busy timeout instead of failing with "database is locked" when a reader upgrades.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -40,6 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 **kwargs,
             )
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bot.domain import ChatKind, Mode, Sentiment, VerdictAction
+from bot.domain import ChatKind, DecisionAction, Mode, Sentiment, VerdictAction
 
 # Named constraints make Alembic batch mode (SQLite) and downgrades deterministic.
 NAMING_CONVENTION = {
@@ -159,26 +159,36 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("account_id", "conversation_id", "platform_message_id", "edit_version"),
+        # Named by hand: the conventional name is 71 characters, which PostgreSQL (63 at most)
+        # would cut to a hashed name that differs from SQLite's.
+        UniqueConstraint(
+            "account_id",
+            "conversation_id",
+            "platform_message_id",
+            "edit_version",
+            name="uq_messages_platform_message_edit_version",
+        ),
         Index("ix_messages_conversation_created", "conversation_id", "id"),
+        Index("ix_messages_unhandled", "direction", "handled_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("platform_users.id", ondelete="SET NULL")
     )
     direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
     platform_message_id: Mapped[str | None] = mapped_column(String(64))
     edit_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    reply_to_id: Mapped[int | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL")
-    )
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)
     addressed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Set when the pipeline has finished with an inbound message (in the same transaction as
+    # its draft and outbox row); inbound rows still NULL after a crash are picked up on start.
+    decision: Mapped[DecisionAction | None] = mapped_column(_enum(DecisionAction, "decision"))
+    decision_reason: Mapped[str | None] = mapped_column(String(256))
+    handled_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
 
@@ -234,7 +244,6 @@ class ReplyDraft(Base):
     verdict: Mapped[VerdictAction] = mapped_column(_enum(VerdictAction, "verdict"))
     toxicity: Mapped[float] = mapped_column(Float, default=0.0)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    decision_reason: Mapped[str] = mapped_column(String(256), default="")
     model_version: Mapped[str] = mapped_column(String(256))
     adapter: Mapped[str | None] = mapped_column(String(128))
     outbound_message_id: Mapped[int | None] = mapped_column(
@@ -307,9 +316,7 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("reply_drafts.id", ondelete="SET NULL"))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,32 @@
+"""Builds the channels that settings ask for. New platforms register a builder here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import BinaryIO, TextIO
+
+from bot.channels.base import Channel
+from bot.config import Settings
+
+Builder = Callable[[Settings], Channel | None]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register(platform: str, builder: Builder) -> None:
+    """Add a platform. The builder returns None when the settings don't configure it."""
+    if platform in _BUILDERS:
+        raise ValueError(f"a channel for {platform!r} is already registered")
+    _BUILDERS[platform] = builder
+
+
+def build_channels(settings: Settings, *, stdin: BinaryIO, stdout: TextIO) -> list[Channel]:
+    """Every configured platform; the console when none is, so a fresh install still chats."""
+    channels = [c for c in (build(settings) for build in _BUILDERS.values()) if c is not None]
+    if channels:
+        return channels
+    from bot.channels.console import ConsoleChannel
+
+    interactive = stdin.isatty() and stdout.isatty()
+    return [
+        ConsoleChannel(account=settings.account, source=stdin, out=stdout, interactive=interactive)
+    ]

@@ -1,0 +1,194 @@
+"""Idempotent sending: one asyncio worker per conversation drains its outbox rows in order.
+
+A reply is written to the outbox in the same transaction as the decision to send it, then a
+worker claims it (pending -> sending), hands it to the channel, and records the result
+(sent / failed / unknown, or back to pending with a delay). Workers wake when a row is
+enqueued (`notify`); the scheduled sweep only catches rows enqueued by another process (the CLI
+approving a draft) or left over after a restart. Different chats send concurrently; within a
+chat the oldest row goes first and later rows wait behind a back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.channels.base import Channel, SendError
+from bot.domain import Outgoing, utcnow
+from bot.storage import models as m
+from bot.storage import outbox_store
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay_s: float = 2.0
+    max_delay_s: float = 300.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.max_delay_s, self.base_delay_s * 2 ** (attempts - 1)))
+
+
+class Outbox:
+    """Delivers outbox rows through the channel registered for each row's platform."""
+
+    def __init__(
+        self,
+        db: Database,
+        channels: Mapping[str, Channel],
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._db = db
+        self._channels = dict(channels)
+        self._retry = retry or RetryPolicy()
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._wakeups: dict[int, asyncio.Event] = {}
+        self._closing = False
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        return tuple(self._channels)
+
+    def recover(self) -> list[int]:
+        """Call once at start, before any worker runs: in-flight rows become `unknown`."""
+        with self._db.session() as s:
+            ids = outbox_store.recover_in_flight(s)
+        if ids:
+            log.warning(
+                "%d replies were being sent when the service last stopped and may or may not "
+                "have been delivered; they are marked unknown, see `autoreply queue list "
+                "--unknown` (outbox ids %s)",
+                len(ids),
+                ", ".join(map(str, ids[:20])),
+            )
+        return ids
+
+    def notify(self, conversation_id: int) -> None:
+        """Wake (or start) the worker of one conversation. Call from the event loop."""
+        if self._closing:
+            return
+        self._wakeups.setdefault(conversation_id, asyncio.Event()).set()
+        task = self._workers.get(conversation_id)
+        if task is None or task.done():
+            self._workers[conversation_id] = asyncio.create_task(
+                self._worker(conversation_id), name=f"outbox-chat-{conversation_id}"
+            )
+
+    async def sweep(self) -> int:
+        """Wake workers for every conversation with pending rows (scheduled job)."""
+        ids = await asyncio.to_thread(self._pending_conversations)
+        for conversation_id in ids:
+            self.notify(conversation_id)
+        return len(ids)
+
+    def _pending_conversations(self) -> list[int]:
+        with self._db.session() as s:
+            return outbox_store.conversations_with_pending(s, self.platforms)
+
+    async def idle(self) -> None:
+        """Wait until every worker has run out of work (tests, console shutdown)."""
+        while True:
+            tasks = [t for t in self._workers.values() if not t.done()]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._workers.values():
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        self._workers.clear()
+
+    async def _worker(self, conversation_id: int) -> None:
+        wakeup = self._wakeups.setdefault(conversation_id, asyncio.Event())
+        while not self._closing:
+            wakeup.clear()
+            claimed = await asyncio.to_thread(self._claim, conversation_id)
+            if isinstance(claimed, outbox_store.OutboxJob):
+                await self._deliver(claimed)
+                continue
+            if claimed is None and not wakeup.is_set():
+                # Nothing pending. No await between the check and the exit, so a notify()
+                # cannot slip in unseen: it would find this task done and start a new one.
+                del self._wakeups[conversation_id]
+                return
+            timeout = _seconds_until(claimed) if isinstance(claimed, datetime) else 0.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=timeout)
+
+    def _claim(self, conversation_id: int) -> outbox_store.OutboxJob | datetime | None:
+        with self._db.session() as s:
+            return outbox_store.claim_next(s, conversation_id)
+
+    async def _deliver(self, job: outbox_store.OutboxJob) -> None:
+        channel = self._channels.get(job.platform)
+        if channel is None:
+            await asyncio.to_thread(
+                self._finish_failed,
+                job,
+                f"no channel for platform {job.platform!r} is running in this process",
+                m.OutboxStatus.PENDING,
+            )
+            return
+        outgoing = Outgoing(
+            platform=job.platform,
+            account=job.account,
+            chat_id=job.chat_id,
+            text=job.text,
+            reply_to_message_id=job.reply_to_platform_id,
+            outbox_id=job.id,
+        )
+        try:
+            platform_id = await channel.send(outgoing)
+        except SendError as exc:
+            await asyncio.to_thread(self._after_error, job, exc)
+            return
+        await asyncio.to_thread(self._finish_sent, job, platform_id)
+
+    def _finish_sent(self, job: outbox_store.OutboxJob, platform_id: str) -> None:
+        with self._db.session() as s:
+            outbox_store.mark_sent(s, job, platform_id)
+
+    def _finish_failed(
+        self, job: outbox_store.OutboxJob, error: str, status: m.OutboxStatus
+    ) -> None:
+        with self._db.session() as s:
+            if status is m.OutboxStatus.PENDING:
+                outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
+            else:
+                outbox_store.mark_failed(s, job, error, status)
+
+    def _after_error(self, job: outbox_store.OutboxJob, exc: SendError) -> None:
+        error = str(exc)
+        with self._db.session() as s:
+            if exc.in_doubt:
+                log.warning("outbox %d: delivery in doubt (%s); marked unknown", job.id, error)
+                outbox_store.mark_failed(s, job, error, m.OutboxStatus.UNKNOWN)
+            elif exc.permanent:
+                log.warning("outbox %d: failed for good (%s)", job.id, error)
+                outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
+                if exc.unreachable_user:
+                    outbox_store.mark_conversation_unreachable(s, job.conversation_id)
+            elif exc.retry_after is not None:
+                # Rate limited: this chat alone waits; the attempt does not count.
+                outbox_store.mark_retry(s, job.id, error, timedelta(seconds=exc.retry_after))
+                outbox_store.refund_attempt(s, job.id)
+            elif job.attempts >= self._retry.max_attempts:
+                log.warning(
+                    "outbox %d: giving up after %d attempts (%s)", job.id, job.attempts, error
+                )
+                outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
+            else:
+                outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
+
+
+def _seconds_until(when: datetime) -> float:
+    return max(0.0, (when - utcnow()).total_seconds())

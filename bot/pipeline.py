@@ -1,0 +1,222 @@
+"""handle(Incoming) -> Decision: the only place that strings the stages together.
+
+store -> analyse -> decide -> draft -> check the draft -> send or queue.
+
+Database work runs in worker threads and generation in the model's own executor, so the event
+loop (other chats, the scheduler, platform I/O) keeps going while one message is handled. The
+inbound message is committed first; its analysis, draft, outbox row and "handled" mark are
+committed together at the end, so a crash in between leaves a stored but unhandled message that
+`resume_unhandled` picks up on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from bot.domain import (
+    Analysis,
+    Decision,
+    DecisionAction,
+    Draft,
+    Incoming,
+    Mode,
+    Turn,
+    Verdict,
+)
+from bot.keyed_lock import KeyedLocks
+from bot.outbox import Outbox
+from bot.policy import Ruling, after_draft, before_draft
+from bot.storage import drafts as draft_store
+from bot.storage import history, outbox_store
+from bot.storage import models as m
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Analyser(Protocol):
+    def classify_many(self, texts: Sequence[str]) -> list[Analysis]: ...
+
+
+class Gate(Protocol):
+    def check_inputs(self, texts: Sequence[str]) -> list[Verdict]: ...
+
+    def check_draft(self, text: str) -> Verdict: ...
+
+
+class Drafter(Protocol):
+    async def adraft(self, history: Sequence[Turn], text: str) -> Draft: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        classifier: Analyser,
+        gate: Gate,
+        drafter: Drafter | None,
+        outbox: Outbox | None,
+        default_mode: Mode,
+        history_turns: int,
+    ) -> None:
+        self._db = db
+        self._classifier = classifier
+        self._gate = gate
+        self._drafter = drafter
+        self._outbox = outbox
+        self._default_mode = default_mode
+        self._history_turns = history_turns
+        self._chat_locks = KeyedLocks()
+
+    async def handle(self, incoming: Incoming) -> Decision:
+        """Handle one message. Messages of one chat are handled one at a time, in call order."""
+        key = (incoming.platform, incoming.account, incoming.chat_id)
+        async with self._chat_locks.hold(key):
+            return await self._handle(incoming)
+
+    async def _handle(self, incoming: Incoming) -> Decision:
+        stored = await asyncio.to_thread(self._store, incoming)
+        if stored.duplicate:
+            return Decision(
+                DecisionAction.IGNORE,
+                "already received (duplicate delivery)",
+                message_id=stored.message_id or None,
+                duplicate=True,
+            )
+        return await self._process(incoming, stored)
+
+    async def resume_unhandled(self, platform: str, account: str) -> list[Decision]:
+        """Finish messages that were stored but not handled when the process last stopped."""
+        ids = await asyncio.to_thread(self._unhandled, platform, account)
+        if ids:
+            log.info("resuming %d stored messages that were not handled yet", len(ids))
+        decisions = []
+        for message_id in ids:
+            incoming, stored = await asyncio.to_thread(self._load, message_id)
+            decisions.append(await self._process(incoming, stored))
+        return decisions
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def _store(self, incoming: Incoming) -> history.Stored:
+        with self._db.session() as s:
+            return history.ingest(s, incoming)
+
+    def _unhandled(self, platform: str, account: str) -> list[int]:
+        with self._db.session() as s:
+            info = history.ensure_account(s, platform, account)
+            return history.unhandled_inbound(s, info.id)
+
+    def _load(self, message_id: int) -> tuple[Incoming, history.Stored]:
+        with self._db.session() as s:
+            return history.load_incoming(s, message_id)
+
+    async def _process(self, incoming: Incoming, stored: history.Stored) -> Decision:
+        analysis, verdict = await asyncio.to_thread(self._analyse, incoming.text)
+        mode, paused, turns = await asyncio.to_thread(self._context, stored)
+        ruling = before_draft(
+            mode=mode, paused=paused, addressed=incoming.addressed, text=incoming.text
+        )
+        if ruling is None and self._drafter is None:
+            ruling = Ruling(DecisionAction.IGNORE, "no reply model is loaded")
+        if ruling is not None:
+            await asyncio.to_thread(self._finish_ignored, stored, analysis, verdict, ruling)
+            return Decision(ruling.action, ruling.reason, message_id=stored.message_id)
+
+        assert self._drafter is not None
+        draft = await self._drafter.adraft(turns, incoming.text)
+        draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
+        ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
+        draft_id, outbox_id = await asyncio.to_thread(
+            self._finish_drafted, stored, analysis, verdict, draft, draft_verdict, ruling
+        )
+        if outbox_id is not None and self._outbox is not None:
+            self._outbox.notify(stored.conversation_id)
+        return Decision(
+            ruling.action,
+            ruling.reason,
+            message_id=stored.message_id,
+            draft_id=draft_id,
+            outbox_id=outbox_id,
+            reply_text=draft.text,
+        )
+
+    def _analyse(self, text: str) -> tuple[Analysis, Verdict]:
+        (analysis,) = self._classifier.classify_many([text])
+        (verdict,) = self._gate.check_inputs([text])
+        return analysis, verdict
+
+    def _context(self, stored: history.Stored) -> tuple[Mode, bool, list[Turn]]:
+        with self._db.session() as s:
+            account = s.get_one(m.Account, stored.account_id)
+            conversation = s.get_one(m.Conversation, stored.conversation_id)
+            user = s.get(m.PlatformUser, stored.user_id) if stored.user_id else None
+            mode = account.mode or self._default_mode
+            paused = account.paused or conversation.paused or bool(user and user.unreachable)
+            turns = history.recent_turns(
+                s, stored.conversation_id, stored.message_id, self._history_turns
+            )
+        return mode, paused, turns
+
+    def _finish_ignored(
+        self,
+        stored: history.Stored,
+        analysis: Analysis,
+        verdict: Verdict,
+        ruling: Ruling,
+    ) -> None:
+        with self._db.session() as s:
+            history.save_analysis(s, stored.message_id, analysis, verdict)
+            history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
+
+    def _finish_drafted(
+        self,
+        stored: history.Stored,
+        analysis: Analysis,
+        verdict: Verdict,
+        draft: Draft,
+        draft_verdict: Verdict,
+        ruling: Ruling,
+    ) -> tuple[int, int | None]:
+        auto = ruling.action is DecisionAction.AUTO
+        with self._db.session() as s:
+            history.save_analysis(s, stored.message_id, analysis, verdict)
+            draft_id = draft_store.create_draft(
+                s,
+                message_id=stored.message_id,
+                draft=draft,
+                verdict=draft_verdict,
+                status=m.DraftStatus.APPROVED if auto else m.DraftStatus.QUEUED,
+            )
+            outbox_id = None
+            if auto:
+                draft_store.audit(
+                    s,
+                    draft_id,
+                    moderator="policy",
+                    action=m.ModerationKind.AUTO_SEND,
+                    after_text=draft.text,
+                    note=ruling.reason,
+                )
+                outbox_id = outbox_store.enqueue(
+                    s,
+                    account_id=stored.account_id,
+                    conversation_id=stored.conversation_id,
+                    text=draft.text,
+                    draft_id=draft_id,
+                    reply_to_id=stored.message_id,
+                )
+            history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
+        if draft.fallback_used:
+            log.warning(
+                "message %d: the model's draft was empty after clean-up, the fallback reply "
+                "stands in (draft %d, raw output %r)",
+                stored.message_id,
+                draft_id,
+                draft.raw[:200],
+            )
+        return draft_id, outbox_id

@@ -1,0 +1,128 @@
+"""Plain-text and JSON rendering of the review queue for the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+import typer
+
+from bot.moderation import AuditEntry, Outcome, QueueItem
+from bot.storage.db import Database
+from bot.storage.outbox_store import OutboxRow
+
+
+def _short(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def _json_default(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
+    if as_json:
+        for item in items:
+            typer.echo(json.dumps(asdict(item), default=_json_default, ensure_ascii=False))
+        return
+    if not items:
+        typer.echo("the queue is empty")
+        return
+    typer.echo(
+        f"{'id':>5}  {'status':<8}  {'when':<16}  {'intent/sentiment':<20}  {'flags':<18}  "
+        "message -> draft"
+    )
+    for item in items:
+        label = f"{item.intent or '?'}/{item.sentiment or '?'}"
+        flags = ",".join(item.flags + item.input_flags) or item.verdict
+        if item.fallback_used:
+            flags = ",".join(filter(None, [flags, "fallback"]))
+        typer.echo(
+            f"{item.draft_id:>5}  {item.status.value:<8}  {_when(item.created_at):<16}  "
+            f"{_short(label, 20):<20}  {_short(flags, 18):<18}  "
+            f"{_short(item.message_text, 40)} -> {_short(item.draft_text, 50)}"
+        )
+
+
+def print_detail(item: QueueItem, trail: Sequence[AuditEntry]) -> None:
+    lines = [
+        f"draft #{item.draft_id} ({item.status.value}), {item.platform}:{item.account} "
+        f"chat {item.chat_id}, {_when(item.created_at)}",
+        f"from:      {item.user_name or '?'}",
+        f"message:   {item.message_text}",
+        f"intent:    {item.intent} ({(item.intent_score or 0):.2f})",
+        f"sentiment: {item.sentiment} ({(item.sentiment_score or 0):.2f})",
+        f"input:     flags {', '.join(item.input_flags) or 'none'}",
+        f"draft:     {item.draft_text}",
+        f"verdict:   {item.verdict}, toxicity {item.toxicity:.2f}, "
+        f"flags {', '.join(item.flags) or 'none'}",
+        f"model:     {item.model_version}",
+    ]
+    if item.fallback_used:
+        lines.append(f"fallback:  yes, the model's raw output was {item.raw_text!r}")
+    for entry in trail:
+        change = f" {entry.before_text!r} -> {entry.after_text!r}" if entry.action == "edit" else ""
+        note = f" ({entry.note})" if entry.note else ""
+        lines.append(
+            f"audit:     {_when(entry.created_at)} {entry.moderator} {entry.action}{change}{note}"
+        )
+    typer.echo("\n".join(lines))
+
+
+def print_unknown(rows: Sequence[OutboxRow], *, as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(asdict(row), default=_json_default, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no replies in doubt")
+        return
+    typer.echo("These replies were being sent when the service stopped; check the chat by hand:")
+    for row in rows:
+        typer.echo(
+            f"outbox #{row.id}  {row.platform} chat {row.chat_id}  draft #{row.draft_id}  "
+            f"{_when(row.updated_at)}  {_short(row.text, 60)}"
+        )
+
+
+def after_action(db: Database, outcome: Outcome) -> None:
+    """Report a moderation action; console replies are delivered at once (nobody else will)."""
+    typer.echo(f"draft #{outcome.draft_id} {outcome.status.value}")
+    if outcome.outbox_id is None:
+        return
+    if _deliver_console(db, outcome.conversation_id):
+        typer.echo(f"reply stored as sent (outbox #{outcome.outbox_id})")
+    else:
+        typer.echo(
+            f"reply queued for sending (outbox #{outcome.outbox_id}); the running service "
+            "sends it within a few seconds"
+        )
+
+
+def _deliver_console(db: Database, conversation_id: int) -> bool:
+    from bot.channels.console import ConsoleChannel
+    from bot.outbox import Outbox
+    from bot.storage import models as m
+
+    with db.session() as s:
+        conversation = s.get_one(m.Conversation, conversation_id)
+        account = s.get_one(m.Account, conversation.account_id)
+        if account.platform != ConsoleChannel.platform:
+            return False
+        handle = account.handle
+
+    async def deliver() -> None:
+        outbox = Outbox(db, {ConsoleChannel.platform: ConsoleChannel(account=handle)})
+        outbox.notify(conversation_id)
+        await outbox.idle()
+
+    asyncio.run(deliver())
+    return True

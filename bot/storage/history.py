@@ -1,0 +1,337 @@
+"""Conversation history: accounts, users, chats, messages, processed updates and analyses.
+
+Functions take an open Session; the caller owns the unit of work (`with db.session() as s:`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.domain import (
+    Analysis,
+    ChatKind,
+    DecisionAction,
+    Incoming,
+    Mode,
+    Role,
+    Turn,
+    Verdict,
+    utcnow,
+)
+from bot.storage import models as m
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where an incoming message landed. `duplicate` means it was already taken in before."""
+
+    account_id: int
+    conversation_id: int
+    message_id: int
+    user_id: int | None
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    id: int
+    platform: str
+    handle: str
+    persona: str | None
+    mode: Mode | None
+    paused: bool
+
+
+def _insert_ignoring_conflicts(
+    session: Session, model: type[m.Base], values: dict[str, Any]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when a row was inserted.
+
+    Safe when several workers race to create the same row, without savepoints.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt: Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported backends reach here
+        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+    result = session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def ensure_account(session: Session, platform: str, handle: str) -> AccountInfo:
+    _insert_ignoring_conflicts(session, m.Account, {"platform": platform, "handle": handle})
+    row = session.scalars(
+        select(m.Account).where(m.Account.platform == platform, m.Account.handle == handle)
+    ).one()
+    return AccountInfo(row.id, row.platform, row.handle, row.persona, row.mode, row.paused)
+
+
+def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
+    _insert_ignoring_conflicts(
+        session,
+        m.PlatformUser,
+        {
+            "account_id": account_id,
+            "platform_user_id": incoming.user_id,
+            "display_name": incoming.user_name,
+        },
+    )
+    user = session.scalars(
+        select(m.PlatformUser).where(
+            m.PlatformUser.account_id == account_id,
+            m.PlatformUser.platform_user_id == incoming.user_id,
+        )
+    ).one()
+    if incoming.user_name and user.display_name != incoming.user_name and not user.erased:
+        user.display_name = incoming.user_name
+    return user.id
+
+
+def _ensure_conversation(session: Session, account_id: int, incoming: Incoming) -> m.Conversation:
+    _insert_ignoring_conflicts(
+        session,
+        m.Conversation,
+        {
+            "account_id": account_id,
+            "chat_id": incoming.chat_id,
+            "kind": incoming.chat_kind,
+            "title": incoming.chat_title,
+        },
+    )
+    return session.scalars(
+        select(m.Conversation).where(
+            m.Conversation.account_id == account_id,
+            m.Conversation.chat_id == incoming.chat_id,
+        )
+    ).one()
+
+
+def ingest(session: Session, incoming: Incoming) -> Stored:
+    """Store an incoming message exactly once.
+
+    The processed-update row (when the platform gives an update id) and the message are written
+    in the caller's transaction, so a crash leaves either both or neither. A redelivered update,
+    or the same platform message at the same edit version, returns `duplicate=True`.
+    """
+    account = ensure_account(session, incoming.platform, incoming.account)
+    if incoming.update_id is not None:
+        fresh = _insert_ignoring_conflicts(
+            session,
+            m.ProcessedUpdate,
+            {"account_id": account.id, "update_id": incoming.update_id},
+        )
+        if not fresh:
+            return _existing(session, account.id, incoming)
+    conversation = _ensure_conversation(session, account.id, incoming)
+    user_id = _ensure_user(session, account.id, incoming)
+    reply_to_id = None
+    if incoming.reply_to_message_id is not None:
+        reply_to_id = session.scalars(
+            select(m.Message.id)
+            .where(
+                m.Message.conversation_id == conversation.id,
+                m.Message.platform_message_id == incoming.reply_to_message_id,
+            )
+            .order_by(m.Message.edit_version.desc())
+            .limit(1)
+        ).first()
+    inserted = _insert_ignoring_conflicts(
+        session,
+        m.Message,
+        {
+            "account_id": account.id,
+            "conversation_id": conversation.id,
+            "user_id": user_id,
+            "direction": m.Direction.INBOUND,
+            "platform_message_id": incoming.message_id,
+            "edit_version": incoming.edit_version,
+            "reply_to_id": reply_to_id,
+            "text": incoming.text,
+            "addressed": incoming.addressed,
+            "sent_at": incoming.sent_at,
+        },
+    )
+    message_id = _message_id(session, conversation.id, incoming)
+    if incoming.update_id is not None:
+        session.execute(
+            update(m.ProcessedUpdate)
+            .where(
+                m.ProcessedUpdate.account_id == account.id,
+                m.ProcessedUpdate.update_id == incoming.update_id,
+            )
+            .values(message_id=message_id)
+        )
+    if inserted:
+        conversation.last_message_at = incoming.sent_at
+    return Stored(account.id, conversation.id, message_id, user_id, duplicate=not inserted)
+
+
+def _message_id(session: Session, conversation_id: int, incoming: Incoming) -> int:
+    return session.scalars(
+        select(m.Message.id).where(
+            m.Message.conversation_id == conversation_id,
+            m.Message.platform_message_id == incoming.message_id,
+            m.Message.edit_version == incoming.edit_version,
+        )
+    ).one()
+
+
+def _existing(session: Session, account_id: int, incoming: Incoming) -> Stored:
+    processed = session.scalars(
+        select(m.ProcessedUpdate).where(
+            m.ProcessedUpdate.account_id == account_id,
+            m.ProcessedUpdate.update_id == incoming.update_id,
+        )
+    ).one()
+    message = session.get(m.Message, processed.message_id) if processed.message_id else None
+    return Stored(
+        account_id,
+        message.conversation_id if message else 0,
+        message.id if message else 0,
+        message.user_id if message else None,
+        duplicate=True,
+    )
+
+
+def save_analysis(session: Session, message_id: int, analysis: Analysis, verdict: Verdict) -> None:
+    """Store (or replace, when a message is re-processed after a crash) its analysis."""
+    existing = session.scalars(
+        select(m.Analysis).where(m.Analysis.message_id == message_id)
+    ).first()
+    row = existing or m.Analysis(message_id=message_id)
+    row.intent = analysis.intent
+    row.intent_score = analysis.intent_score
+    row.sentiment = analysis.sentiment
+    row.sentiment_score = analysis.sentiment_score
+    row.scores = dict(analysis.scores)
+    row.input_verdict = verdict.action
+    row.input_toxicity = verdict.toxicity
+    row.input_flags = list(verdict.flags)
+    row.model_version = analysis.model
+    session.add(row)
+
+
+def recent_turns(
+    session: Session, conversation_id: int, before_message_id: int, limit: int
+) -> list[Turn]:
+    """The last `limit` turns of a conversation before a message, oldest first.
+
+    Only the newest edit of each message counts, erased users' text is skipped, and outbound
+    rows count only once they were sent.
+    """
+    if limit <= 0:
+        return []
+    rows = session.execute(
+        select(m.Message, m.PlatformUser.display_name, m.PlatformUser.erased)
+        .outerjoin(m.PlatformUser, m.Message.user_id == m.PlatformUser.id)
+        .where(
+            m.Message.conversation_id == conversation_id,
+            m.Message.id < before_message_id,
+        )
+        .order_by(m.Message.id.desc())
+        .limit(limit * 3)
+    ).all()
+    turns: list[Turn] = []
+    seen: set[str] = set()
+    for message, name, erased in rows:
+        if erased:
+            continue
+        if message.direction is m.Direction.OUTBOUND:
+            if message.sent_at is None:
+                continue
+            turns.append(Turn(Role.BOT, message.text))
+        else:
+            key = message.platform_message_id or f"row:{message.id}"
+            if key in seen:  # an older edit of a message already taken
+                continue
+            seen.add(key)
+            turns.append(Turn(Role.USER, message.text, name))
+        if len(turns) == limit:
+            break
+    turns.reverse()
+    return turns
+
+
+def mark_handled(session: Session, message_id: int, decision: DecisionAction, reason: str) -> None:
+    session.execute(
+        update(m.Message)
+        .where(m.Message.id == message_id)
+        .values(decision=decision, decision_reason=reason[:256], handled_at=utcnow())
+    )
+
+
+def unhandled_inbound(session: Session, account_id: int, limit: int = 1000) -> list[int]:
+    """Inbound messages stored but not yet decided (the process died in between)."""
+    return list(
+        session.scalars(
+            select(m.Message.id)
+            .where(
+                m.Message.account_id == account_id,
+                m.Message.direction == m.Direction.INBOUND,
+                m.Message.handled_at.is_(None),
+            )
+            .order_by(m.Message.id)
+            .limit(limit)
+        )
+    )
+
+
+def load_incoming(session: Session, message_id: int) -> tuple[Incoming, Stored]:
+    """Rebuild the Incoming of a stored message, to re-run the pipeline on it."""
+    message = session.get(m.Message, message_id)
+    if message is None:
+        raise LookupError(message_id)
+    conversation = session.get_one(m.Conversation, message.conversation_id)
+    account = session.get_one(m.Account, message.account_id)
+    user = session.get(m.PlatformUser, message.user_id) if message.user_id else None
+    incoming = Incoming(
+        platform=account.platform,
+        account=account.handle,
+        chat_id=conversation.chat_id,
+        message_id=message.platform_message_id or str(message.id),
+        user_id=user.platform_user_id if user else "",
+        text=message.text,
+        user_name=user.display_name if user else None,
+        chat_kind=ChatKind(conversation.kind),
+        chat_title=conversation.title,
+        addressed=message.addressed,
+        edit_version=message.edit_version,
+        sent_at=message.sent_at or message.created_at,
+    )
+    stored = Stored(account.id, conversation.id, message.id, message.user_id, duplicate=False)
+    return incoming, stored
+
+
+def record_outbound(
+    session: Session,
+    *,
+    account_id: int,
+    conversation_id: int,
+    text: str,
+    platform_message_id: str | None,
+    reply_to_id: int | None,
+    sent_at: datetime,
+) -> int:
+    row = m.Message(
+        account_id=account_id,
+        conversation_id=conversation_id,
+        direction=m.Direction.OUTBOUND,
+        platform_message_id=platform_message_id,
+        reply_to_id=reply_to_id,
+        text=text,
+        addressed=False,
+        sent_at=sent_at,
+        handled_at=sent_at,
+    )
+    session.add(row)
+    session.flush()
+    return row.id

@@ -1,0 +1,272 @@
+"""Outbox rows: the durable half of sending. See bot/outbox.py for the delivery loop.
+
+Every state change is one conditional UPDATE, so two workers (or two processes on PostgreSQL)
+can never both claim one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.domain import utcnow
+from bot.storage import models as m
+from bot.storage.history import record_outbound
+
+S = m.OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxJob:
+    """A claimed outbox row with what a channel needs to send it."""
+
+    id: int
+    account_id: int
+    conversation_id: int
+    platform: str
+    account: str
+    chat_id: str
+    text: str
+    reply_to_id: int | None
+    reply_to_platform_id: str | None
+    draft_id: int | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    status: m.OutboxStatus
+    platform: str
+    chat_id: str
+    text: str
+    attempts: int
+    last_error: str | None
+    draft_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def enqueue(
+    session: Session,
+    *,
+    account_id: int,
+    conversation_id: int,
+    text: str,
+    draft_id: int | None,
+    reply_to_id: int | None,
+) -> int:
+    row = m.OutboxItem(
+        account_id=account_id,
+        conversation_id=conversation_id,
+        draft_id=draft_id,
+        reply_to_id=reply_to_id,
+        text=text,
+        status=S.PENDING,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we write is UTC.
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime | None:
+    """Claim the oldest pending row of a conversation.
+
+    Returns the claimed job; or the time the oldest row becomes due, when it is waiting out a
+    back-off (later rows wait behind it, to keep the chat's order); or None when none is pending.
+    """
+    head = session.scalars(
+        select(m.OutboxItem)
+        .where(m.OutboxItem.conversation_id == conversation_id, m.OutboxItem.status == S.PENDING)
+        .order_by(m.OutboxItem.id)
+        .limit(1)
+    ).first()
+    if head is None:
+        return None
+    due = _aware(head.next_attempt_at)
+    if due is not None and due > utcnow():
+        return due
+    claimed = session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == head.id, m.OutboxItem.status == S.PENDING)
+        .values(status=S.SENDING, attempts=m.OutboxItem.attempts + 1)
+    )
+    if not getattr(claimed, "rowcount", 0):
+        return utcnow()  # another worker took it; look again at once
+    conversation = session.get_one(m.Conversation, head.conversation_id)
+    account = session.get_one(m.Account, head.account_id)
+    reply_to = session.get(m.Message, head.reply_to_id) if head.reply_to_id else None
+    return OutboxJob(
+        id=head.id,
+        account_id=head.account_id,
+        conversation_id=head.conversation_id,
+        platform=account.platform,
+        account=account.handle,
+        chat_id=conversation.chat_id,
+        text=head.text,
+        reply_to_id=head.reply_to_id,
+        reply_to_platform_id=reply_to.platform_message_id if reply_to else None,
+        draft_id=head.draft_id,
+        attempts=head.attempts + 1,
+    )
+
+
+def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int:
+    """Record delivery: the outbox row, the outbound message and the draft, in one go."""
+    now = utcnow()
+    message_id = record_outbound(
+        session,
+        account_id=job.account_id,
+        conversation_id=job.conversation_id,
+        text=job.text,
+        platform_message_id=platform_message_id,
+        reply_to_id=job.reply_to_id,
+        sent_at=now,
+    )
+    session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == job.id)
+        .values(
+            status=S.SENT,
+            platform_message_id=platform_message_id,
+            outbound_message_id=message_id,
+            sent_at=now,
+            last_error=None,
+        )
+    )
+    if job.draft_id is not None:
+        session.execute(
+            update(m.ReplyDraft)
+            .where(m.ReplyDraft.id == job.draft_id)
+            .values(status=m.DraftStatus.SENT, outbound_message_id=message_id)
+        )
+    return message_id
+
+
+def mark_retry(session: Session, job_id: int, error: str, delay: timedelta) -> None:
+    session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == job_id, m.OutboxItem.status == S.SENDING)
+        .values(status=S.PENDING, last_error=error[:2000], next_attempt_at=utcnow() + delay)
+    )
+
+
+def mark_failed(session: Session, job: OutboxJob, error: str, status: m.OutboxStatus) -> None:
+    """End a row as failed (will never work) or unknown (may have been delivered)."""
+    session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == job.id)
+        .values(status=status, last_error=error[:2000])
+    )
+    if job.draft_id is not None and status is S.FAILED:
+        session.execute(
+            update(m.ReplyDraft)
+            .where(m.ReplyDraft.id == job.draft_id)
+            .values(status=m.DraftStatus.FAILED)
+        )
+
+
+def recover_in_flight(session: Session) -> list[int]:
+    """After a crash: rows caught in `sending` are in doubt and become `unknown`.
+
+    Platforms like Telegram take no idempotency key, so resending could post twice; a moderator
+    decides instead (`autoreply queue list --unknown`).
+    """
+    ids = list(session.scalars(select(m.OutboxItem.id).where(m.OutboxItem.status == S.SENDING)))
+    if ids:
+        session.execute(
+            update(m.OutboxItem)
+            .where(m.OutboxItem.id.in_(ids), m.OutboxItem.status == S.SENDING)
+            .values(
+                status=S.UNKNOWN,
+                last_error="process stopped while this reply was being sent; it may or may "
+                "not have been delivered",
+            )
+        )
+    return ids
+
+
+def conversations_with_pending(session: Session, platforms: tuple[str, ...]) -> list[int]:
+    """Conversations holding pending rows for the given platforms, oldest first."""
+    stmt = (
+        select(m.OutboxItem.conversation_id, func.min(m.OutboxItem.id))
+        .join(m.Account, m.OutboxItem.account_id == m.Account.id)
+        .where(m.OutboxItem.status == S.PENDING, m.Account.platform.in_(platforms))
+        .group_by(m.OutboxItem.conversation_id)
+        .order_by(func.min(m.OutboxItem.id))
+    )
+    return [row[0] for row in session.execute(stmt).all()]
+
+
+def list_rows(
+    session: Session, statuses: tuple[m.OutboxStatus, ...], limit: int = 50
+) -> list[OutboxRow]:
+    stmt = (
+        select(m.OutboxItem, m.Account.platform, m.Conversation.chat_id)
+        .join(m.Account, m.OutboxItem.account_id == m.Account.id)
+        .join(m.Conversation, m.OutboxItem.conversation_id == m.Conversation.id)
+        .where(m.OutboxItem.status.in_(statuses))
+        .order_by(m.OutboxItem.id)
+        .limit(limit)
+    )
+    return [
+        OutboxRow(
+            id=item.id,
+            status=item.status,
+            platform=platform,
+            chat_id=chat_id,
+            text=item.text,
+            attempts=item.attempts,
+            last_error=item.last_error,
+            draft_id=item.draft_id,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+        for item, platform, chat_id in session.execute(stmt).all()
+    ]
+
+
+def refund_attempt(session: Session, job_id: int) -> None:
+    """A rate-limit wait is not a failed attempt: give the attempt back."""
+    session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == job_id, m.OutboxItem.attempts > 0)
+        .values(attempts=m.OutboxItem.attempts - 1)
+    )
+
+
+def mark_conversation_unreachable(session: Session, conversation_id: int) -> None:
+    """The platform refuses us for good (blocked by the user, removed from the group).
+
+    In a private chat the user is marked unreachable; in a group the chat is paused. Either way
+    no later reply is attempted until someone changes it.
+    """
+    conversation = session.get_one(m.Conversation, conversation_id)
+    if conversation.kind == "private":
+        session.execute(
+            update(m.PlatformUser)
+            .where(
+                m.PlatformUser.account_id == conversation.account_id,
+                m.PlatformUser.platform_user_id == conversation.chat_id,
+            )
+            .values(unreachable=True)
+        )
+    else:
+        conversation.paused = True
+    session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.conversation_id == conversation_id, m.OutboxItem.status == S.PENDING)
+        .values(status=S.FAILED, last_error="recipient unreachable (blocked or removed)")
+    )

@@ -1,0 +1,133 @@
+"""The `autoreply` command as a user runs it: real subprocesses, a real SQLite file, the tiny
+model loaded through the same code path as a user's model directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, tiny_model_dir: Path) -> Run:
+    db_file = tmp_path / "autoreply.db"
+    base_env = {
+        **os.environ,
+        "AUTOREPLY_DATABASE_URL": f"sqlite:///{db_file}",
+        "AUTOREPLY_MODEL": str(tiny_model_dir),
+        "AUTOREPLY_SEED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+
+    def run(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**base_env, **env},
+            cwd=tmp_path,
+            timeout=180,
+        )
+
+    run.db_file = db_file  # type: ignore[attr-defined]
+    return run
+
+
+def _rows(db_file: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db_file) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_chat_answers_every_line_and_stores_every_turn(cli: Run) -> None:
+    result = cli("chat", stdin="hello there\nwhere is my order #1234?\n", AUTOREPLY_MODE="auto")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert not any(line.startswith("[") for line in lines), lines
+    db_file = cli.db_file  # type: ignore[attr-defined]
+    counts = dict(_rows(db_file, "select direction, count(*) from messages group by direction"))
+    assert counts == {"in": 2, "out": 2}
+    unanalysed = _rows(
+        db_file,
+        "select m.id from messages m left join analyses a on a.message_id = m.id "
+        "where m.direction = 'in' and a.id is null",
+    )
+    assert unanalysed == []
+    assert _rows(db_file, "select count(*) from reply_drafts where status = 'sent'") == [(2,)]
+
+
+def test_review_queue_round_trip(cli: Run) -> None:
+    chat = cli("chat", stdin="hi\nmy parcel never arrived\n\n", AUTOREPLY_MODE="review_all")
+    assert chat.returncode == 0, chat.stderr
+    lines = chat.stdout.splitlines()
+    assert [line.split("]")[0] + "]" for line in lines[:2]] == ["[queued for review]"] * 2
+    assert lines[2] == "[ignored: no text to answer]"
+
+    listed = cli("queue", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    items = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [i["message_text"] for i in items] == ["hi", "my parcel never arrived"]
+    first, second = items[0]["draft_id"], items[1]["draft_id"]
+
+    approved = cli("queue", "approve", str(first), "--by", "alice")
+    assert approved.returncode == 0, approved.stderr
+    assert f"draft #{first} approved" in approved.stdout
+
+    again = cli("queue", "approve", str(first))
+    assert again.returncode == 1
+    assert "already sent" in again.stderr and "Traceback" not in again.stderr
+
+    edited = cli("queue", "edit", str(second), "So sorry! DM us your order number.", "--by", "bob")
+    assert edited.returncode == 0, edited.stderr
+    shown = cli("queue", "show", str(second))
+    assert "bob edit" in shown.stdout and "So sorry! DM us your order number." in shown.stdout
+
+    db_file = cli.db_file  # type: ignore[attr-defined]
+    outbound = _rows(db_file, "select text from messages where direction = 'out' order by id")
+    assert outbound[1] == ("So sorry! DM us your order number.",)
+    audit = _rows(db_file, "select moderator, action from moderation_actions order by id")
+    assert audit == [("alice", "approve"), ("bob", "edit")]
+    assert cli("queue", "list").stdout.strip() == "the queue is empty"
+
+    missing = cli("queue", "reject", "999")
+    assert missing.returncode == 1 and "no draft #999" in missing.stderr
+
+
+def test_uncached_hub_model_offline_is_one_clear_line(cli: Run) -> None:
+    result = cli("chat", stdin="hello\n", AUTOREPLY_MODEL="gpt2", AUTOREPLY_MODE="auto")
+    assert result.returncode == 1
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1, result.stderr
+    assert err[0].startswith("error:") and "AUTOREPLY_MODEL" in err[0]
+
+
+def test_mode_off_needs_no_model(cli: Run) -> None:
+    result = cli("chat", stdin="hello\n", AUTOREPLY_MODE="off", AUTOREPLY_MODEL="/nonexistent")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[ignored: mode is off]"
+
+
+def test_db_verbs(cli: Run) -> None:
+    up = cli("db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    current = cli("db", "current")
+    assert "up to date" in current.stdout
+    down = cli("db", "downgrade", "base")
+    assert down.returncode == 0, down.stderr
+    assert "base" in cli("db", "current").stdout
+
+
+def test_bad_settings_are_reported_plainly(cli: Run) -> None:
+    result = cli("queue", "list", AUTOREPLY_MODE="sometimes")
+    assert result.returncode == 1
+    assert "AUTOREPLY" in result.stderr and "Traceback" not in result.stderr
