@@ -71,23 +71,56 @@ class Pipeline:
         self._default_mode = default_mode
         self._history_turns = history_turns
         self._chat_locks = KeyedLocks()
+        self._background: set[asyncio.Task[Decision]] = set()
 
     async def handle(self, incoming: Incoming) -> Decision:
-        """Handle one message. Messages of one chat are handled one at a time, in call order."""
-        key = (incoming.platform, incoming.account, incoming.chat_id)
-        async with self._chat_locks.hold(key):
-            return await self._handle(incoming)
+        """Store and handle one message, returning once it is decided.
 
-    async def _handle(self, incoming: Incoming) -> Decision:
+        Messages of one chat are handled one at a time, in call order.
+        """
+        async with self._chat_locks.hold(_chat_key(incoming)):
+            stored = await asyncio.to_thread(self._store, incoming)
+            if stored.duplicate:
+                return _duplicate(stored)
+            return await self._process(incoming, stored)
+
+    async def accept(self, incoming: Incoming) -> Decision | None:
+        """Store one message and return as soon as it is committed; handle it in the background.
+
+        For platforms that must acknowledge deliveries quickly: once this returns, the message
+        survives a crash (an unhandled message is resumed on the next start). Returns the
+        duplicate decision for a redelivery, else None. Calls for one chat are handled in call
+        order (each background task queues on the chat's FIFO lock as soon as it is created).
+        """
         stored = await asyncio.to_thread(self._store, incoming)
         if stored.duplicate:
-            return Decision(
-                DecisionAction.IGNORE,
-                "already received (duplicate delivery)",
-                message_id=stored.message_id or None,
-                duplicate=True,
-            )
-        return await self._process(incoming, stored)
+            return _duplicate(stored)
+        task = asyncio.create_task(self._in_order(incoming, stored), name="pipeline-message")
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        return None
+
+    async def drain(self) -> None:
+        """Wait for background handling started by `accept` (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def cancel_background(self) -> None:
+        """Stop background handling; unfinished messages are resumed on the next start."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _in_order(self, incoming: Incoming, stored: history.Stored) -> Decision:
+        async with self._chat_locks.hold(_chat_key(incoming)):
+            return await self._process(incoming, stored)
+
+    def _finished(self, task: asyncio.Task[Decision]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The one place background handling errors are logged; the message stays unhandled
+            # in the database and is retried on the next start.
+            log.error("handling a message failed", exc_info=task.exception())
 
     async def resume_unhandled(self, platform: str, account: str) -> list[Decision]:
         """Finish messages that were stored but not handled when the process last stopped."""
@@ -220,3 +253,16 @@ class Pipeline:
                 draft.raw[:200],
             )
         return draft_id, outbox_id
+
+
+def _chat_key(incoming: Incoming) -> tuple[str, str, str]:
+    return (incoming.platform, incoming.account, incoming.chat_id)
+
+
+def _duplicate(stored: history.Stored) -> Decision:
+    return Decision(
+        DecisionAction.IGNORE,
+        "already received (duplicate delivery)",
+        message_id=stored.message_id or None,
+        duplicate=True,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, aliased
@@ -120,7 +119,9 @@ def audit(
     )
 
 
-def _queue_select() -> Select[Any]:
+def _queue_select() -> Select[
+    m.ReplyDraft, m.Message, m.Conversation, m.Account, str | None, m.Analysis
+]:
     inbound = aliased(m.Message)
     return (
         select(

@@ -63,8 +63,9 @@ def _insert_ignoring_conflicts(
         stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only the two supported backends reach here
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    # rowcount is -1 for this statement under psycopg; RETURNING says for sure.
+    inserted = session.execute(stmt.returning(model.__table__.c.id)).first()
+    return inserted is not None
 
 
 def ensure_account(session: Session, platform: str, handle: str) -> AccountInfo:

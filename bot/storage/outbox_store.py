@@ -98,10 +98,11 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
     due = _aware(head.next_attempt_at)
     if due is not None and due > utcnow():
         return due
+    attempts = head.attempts + 1  # read before the UPDATE, which refreshes `head` in place
     claimed = session.execute(
         update(m.OutboxItem)
         .where(m.OutboxItem.id == head.id, m.OutboxItem.status == S.PENDING)
-        .values(status=S.SENDING, attempts=m.OutboxItem.attempts + 1)
+        .values(status=S.SENDING, attempts=attempts)
     )
     if not getattr(claimed, "rowcount", 0):
         return utcnow()  # another worker took it; look again at once
@@ -119,7 +120,7 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
         reply_to_id=head.reply_to_id,
         reply_to_platform_id=reply_to.platform_message_id if reply_to else None,
         draft_id=head.draft_id,
-        attempts=head.attempts + 1,
+        attempts=attempts,
     )
 
 
