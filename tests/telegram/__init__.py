@@ -1,0 +1,1 @@
+"""Tests of the Telegram adapter and the fake Bot API server they run against."""
