@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import Connection, text
 
-from alembic import context
 from bot.config import load_settings
 from bot.storage.migrate import MIGRATION_LOCK_KEY, migration_engine
 from bot.storage.models import Base

@@ -8,10 +8,11 @@ The TOML file is `autoreply.toml` in the working directory, or the file named by
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -96,6 +97,44 @@ class Settings(BaseSettings):
     )
     toxicity_review: float = Field(0.5, ge=0.0, le=1.0, description="Review at this toxicity.")
     toxicity_block: float = Field(0.85, ge=0.0, le=1.0, description="Block at this toxicity.")
+    # --- telegram ------------------------------------------------------------------------
+    telegram_token: SecretStr | None = Field(
+        None, description="Bot token from @BotFather; setting it starts the Telegram channel."
+    )
+    telegram_base_url: str | None = Field(
+        None,
+        description="Bot API base URL for a self-hosted server, e.g. http://127.0.0.1:8081/bot.",
+    )
+    telegram_webhook_url: str | None = Field(
+        None, description="Public HTTPS URL Telegram pushes to; unset means long polling."
+    )
+    telegram_webhook_listen: str = Field("127.0.0.1", description="Address the webhook binds.")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (required)."
+    )
+    telegram_webhook_max_body: int = Field(
+        1_000_000, ge=1024, description="Largest webhook request body accepted, in bytes."
+    )
+    telegram_moderator_chat_id: int | None = Field(
+        None, description="Chat that receives draft cards with Approve / Edit / Reject buttons."
+    )
+    telegram_moderator_ids: Annotated[tuple[int, ...], NoDecode] = Field(
+        (), description="Comma-separated Telegram user ids allowed to moderate."
+    )
+    telegram_answer_edits: bool = Field(
+        False, description="Answer edited messages too (they are always stored as versions)."
+    )
+    telegram_store_chatter: bool = Field(
+        True, description="Store group messages not addressed to the bot, as context."
+    )
+    telegram_disclosure: str | None = Field(
+        None, description="Line appended to every reply, e.g. 'AI-written reply'."
+    )
+    telegram_user_cooldown_s: float = Field(
+        10.0, ge=0.0, description="After answering a user, ignore their next messages this long."
+    )
+    telegram_poll_timeout_s: int = Field(25, ge=0, le=50, description="getUpdates long poll.")
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python logging level name.")
 
@@ -116,6 +155,31 @@ class Settings(BaseSettings):
             return labels
         return value
 
+    @field_validator("telegram_moderator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        if isinstance(value, list | tuple):
+            try:
+                return tuple(int(v) for v in value)
+            except ValueError as exc:
+                raise ValueError(
+                    "telegram_moderator_ids must be numeric Telegram user ids separated by "
+                    "commas; send /id to the bot to learn yours"
+                ) from exc
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
+        return value
+
     @field_validator("persona", "fallback_reply", "bot_name")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -124,10 +188,20 @@ class Settings(BaseSettings):
         return value.strip()
 
     @model_validator(mode="after")
-    def _thresholds_ordered(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.toxicity_block < self.toxicity_review:
             raise ValueError(
                 "toxicity_block must be >= toxicity_review; raise AUTOREPLY_TOXICITY_BLOCK"
+            )
+        if self.telegram_webhook_url and self.telegram_webhook_secret is None:
+            raise ValueError(
+                "webhook mode needs a secret: set AUTOREPLY_TELEGRAM_WEBHOOK_SECRET (1-256 of "
+                "A-Z a-z 0-9 _ -), or unset AUTOREPLY_TELEGRAM_WEBHOOK_URL to use polling"
+            )
+        if 1087968824 in self.telegram_moderator_ids:
+            raise ValueError(
+                "1087968824 is Telegram's anonymous group admin, shared by every anonymous "
+                "admin; remove it from AUTOREPLY_TELEGRAM_MODERATOR_IDS and list real user ids"
             )
         return self
 

@@ -146,9 +146,16 @@ class Decision:
     duplicate: bool = False
 
 
+class OutgoingKind(StrEnum):
+    REPLY = "reply"  # an answer in the user's chat, quoting their message
+    CARD = "card"  # a draft card for moderators, with approve / edit / reject buttons
+    NOTICE = "notice"  # any other text: command answers, confirmations
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A reply a channel must deliver. `reply_to_message_id` is the platform id to quote."""
+    """Something a channel must deliver. `reply_to_message_id` is the platform id to quote;
+    a CARD carries `draft_id` so the channel can attach moderation buttons for it."""
 
     platform: str
     account: str
@@ -156,3 +163,5 @@ class Outgoing:
     text: str
     reply_to_message_id: str | None = None
     outbox_id: int | None = None
+    kind: OutgoingKind = OutgoingKind.REPLY
+    draft_id: int | None = None

@@ -145,6 +145,8 @@ class Outbox:
             text=job.text,
             reply_to_message_id=job.reply_to_platform_id,
             outbox_id=job.id,
+            kind=job.kind,
+            draft_id=job.draft_id,
         )
         try:
             platform_id = await channel.send(outgoing)

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
+from bot.cards import card_text
 from bot.domain import (
     Analysis,
+    ChatKind,
     Decision,
     DecisionAction,
     Draft,
@@ -51,6 +57,9 @@ class Drafter(Protocol):
     async def adraft(self, history: Sequence[Turn], text: str) -> Draft: ...
 
 
+Activity = Callable[[Incoming], AbstractAsyncContextManager[None]]
+
+
 class Pipeline:
     def __init__(
         self,
@@ -62,7 +71,13 @@ class Pipeline:
         outbox: Outbox | None,
         default_mode: Mode,
         history_turns: int,
+        review_chats: Mapping[str, str] | None = None,
+        cooldowns: Mapping[str, float] | None = None,
+        activity: Activity | None = None,
     ) -> None:
+        """`review_chats` maps a platform to the chat that gets a card for every queued draft;
+        `cooldowns` maps a platform to the seconds a user is not answered again after an
+        answer; `activity` wraps drafting (e.g. a typing indicator)."""
         self._db = db
         self._classifier = classifier
         self._gate = gate
@@ -70,6 +85,9 @@ class Pipeline:
         self._outbox = outbox
         self._default_mode = default_mode
         self._history_turns = history_turns
+        self._review_chats = dict(review_chats or {})
+        self._cooldowns = dict(cooldowns or {})
+        self._activity = activity
         self._chat_locks = KeyedLocks()
         self._background: set[asyncio.Task[Decision]] = set()
 
@@ -150,10 +168,12 @@ class Pipeline:
 
     async def _process(self, incoming: Incoming, stored: history.Stored) -> Decision:
         analysis, verdict = await asyncio.to_thread(self._analyse, incoming.text)
-        mode, paused, turns = await asyncio.to_thread(self._context, stored)
+        mode, paused, turns, cooling = await asyncio.to_thread(self._context, incoming, stored)
         ruling = before_draft(
             mode=mode, paused=paused, addressed=incoming.addressed, text=incoming.text
         )
+        if ruling is None and cooling:
+            ruling = Ruling(DecisionAction.IGNORE, "cooldown: this user was answered moments ago")
         if ruling is None and self._drafter is None:
             ruling = Ruling(DecisionAction.IGNORE, "no reply model is loaded")
         if ruling is not None:
@@ -161,7 +181,8 @@ class Pipeline:
             return Decision(ruling.action, ruling.reason, message_id=stored.message_id)
 
         assert self._drafter is not None
-        draft = await self._drafter.adraft(turns, incoming.text)
+        async with self._activity(incoming) if self._activity else nullcontext():
+            draft = await self._drafter.adraft(turns, incoming.text)
         draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
         ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
         draft_id, outbox_id = await asyncio.to_thread(
@@ -183,7 +204,9 @@ class Pipeline:
         (verdict,) = self._gate.check_inputs([text])
         return analysis, verdict
 
-    def _context(self, stored: history.Stored) -> tuple[Mode, bool, list[Turn]]:
+    def _context(
+        self, incoming: Incoming, stored: history.Stored
+    ) -> tuple[Mode, bool, list[Turn], bool]:
         with self._db.session() as s:
             account = s.get_one(m.Account, stored.account_id)
             conversation = s.get_one(m.Conversation, stored.conversation_id)
@@ -193,7 +216,19 @@ class Pipeline:
             turns = history.recent_turns(
                 s, stored.conversation_id, stored.message_id, self._history_turns
             )
-        return mode, paused, turns
+            cooldown = self._cooldowns.get(incoming.platform, 0.0)
+            cooling = bool(
+                cooldown > 0
+                and stored.user_id is not None
+                and history.answered_recently(
+                    s,
+                    stored.conversation_id,
+                    stored.user_id,
+                    before_message_id=stored.message_id,
+                    within=timedelta(seconds=cooldown),
+                )
+            )
+        return mode, paused, turns, cooling
 
     def _finish_ignored(
         self,
@@ -243,6 +278,9 @@ class Pipeline:
                     draft_id=draft_id,
                     reply_to_id=stored.message_id,
                 )
+            review_chat = self._review_chats.get(draft_store.platform_of(s, stored.account_id))
+            if not auto and review_chat is not None:
+                _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
         if draft.fallback_used:
             log.warning(
@@ -265,4 +303,25 @@ def _duplicate(stored: history.Stored) -> Decision:
         "already received (duplicate delivery)",
         message_id=stored.message_id or None,
         duplicate=True,
+    )
+
+
+def _enqueue_card(
+    s: Session, stored: history.Stored, draft_id: int, chat_id: str, reason: str
+) -> None:
+    """Queue the moderators' card in the same transaction as the draft, so a crash can never
+    leave a queued draft that no moderator was shown."""
+    item = draft_store.get_item(s, draft_id)
+    assert item is not None
+    conversation_id = history.ensure_conversation_id(
+        s, stored.account_id, chat_id, ChatKind.GROUP, "moderators"
+    )
+    outbox_store.enqueue(
+        s,
+        account_id=stored.account_id,
+        conversation_id=conversation_id,
+        text=card_text(item, reason),
+        draft_id=draft_id,
+        reply_to_id=None,
+        kind=m.OutboxKind.CARD,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0001"
@@ -298,7 +297,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.CheckConstraint(
-            "action IN ('approve', 'edit', 'reject', 'auto_send')",
+            "action IN ('approve', 'edit', 'reject', 'auto_send', 'refused')",
             name=op.f("ck_moderation_actions_moderation_kind"),
         ),
     )
@@ -309,6 +308,7 @@ def upgrade() -> None:
         sa.Column("conversation_id", sa.Integer(), nullable=False),
         sa.Column("draft_id", sa.Integer(), nullable=True),
         sa.Column("reply_to_id", sa.Integer(), nullable=True),
+        sa.Column("kind", sa.String(16), server_default="reply", nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
@@ -353,6 +353,10 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "status IN ('pending', 'sending', 'sent', 'failed', 'unknown')",
             name=op.f("ck_outbox_outbox_status"),
+        ),
+        sa.CheckConstraint(
+            "kind IN ('reply', 'card', 'notice')",
+            name=op.f("ck_outbox_outbox_kind"),
         ),
     )
     op.create_index("ix_outbox_status_conversation", "outbox", ["status", "conversation_id", "id"])

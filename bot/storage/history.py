@@ -6,7 +6,7 @@ Functions take an open Session; the caller owns the unit of work (`with db.sessi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, select, update
@@ -98,22 +98,53 @@ def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
 
 
 def _ensure_conversation(session: Session, account_id: int, incoming: Incoming) -> m.Conversation:
+    conversation_id = ensure_conversation_id(
+        session, account_id, incoming.chat_id, incoming.chat_kind, incoming.chat_title
+    )
+    return session.get_one(m.Conversation, conversation_id)
+
+
+def ensure_conversation_id(
+    session: Session, account_id: int, chat_id: str, kind: ChatKind, title: str | None
+) -> int:
     _insert_ignoring_conflicts(
         session,
         m.Conversation,
-        {
-            "account_id": account_id,
-            "chat_id": incoming.chat_id,
-            "kind": incoming.chat_kind,
-            "title": incoming.chat_title,
-        },
+        {"account_id": account_id, "chat_id": chat_id, "kind": kind, "title": title},
     )
     return session.scalars(
-        select(m.Conversation).where(
-            m.Conversation.account_id == account_id,
-            m.Conversation.chat_id == incoming.chat_id,
+        select(m.Conversation.id).where(
+            m.Conversation.account_id == account_id, m.Conversation.chat_id == chat_id
         )
     ).one()
+
+
+def answered_recently(
+    session: Session,
+    conversation_id: int,
+    user_id: int,
+    *,
+    before_message_id: int,
+    within: timedelta,
+) -> bool:
+    """Did this user get a reply (sent or queued) in this chat within `within`?"""
+    since = utcnow() - within
+    latest = session.scalars(
+        select(m.Message.handled_at)
+        .where(
+            m.Message.conversation_id == conversation_id,
+            m.Message.user_id == user_id,
+            m.Message.id < before_message_id,
+            m.Message.decision.in_((DecisionAction.AUTO, DecisionAction.REVIEW)),
+        )
+        .order_by(m.Message.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return False
+    if latest.tzinfo is None:  # SQLite returns naive datetimes; we always write UTC
+        latest = latest.replace(tzinfo=UTC)
+    return latest >= since
 
 
 def ingest(session: Session, incoming: Incoming) -> Stored:

@@ -31,7 +31,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bot.domain import ChatKind, DecisionAction, Mode, Sentiment, VerdictAction
+from bot.domain import ChatKind, DecisionAction, Mode, OutgoingKind, Sentiment, VerdictAction
+
+OutboxKind = OutgoingKind  # what an outbox row delivers; stored as outbox.kind
 
 # Named constraints make Alembic batch mode (SQLite) and downgrades deterministic.
 NAMING_CONVENTION = {
@@ -78,6 +80,7 @@ class ModerationKind(enum.StrEnum):
     EDIT = "edit"
     REJECT = "reject"
     AUTO_SEND = "auto_send"
+    REFUSED = "refused"  # someone not allowed to moderate pressed a button; nothing changed
 
 
 class OutboxStatus(enum.StrEnum):
@@ -319,6 +322,9 @@ class OutboxItem(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("reply_drafts.id", ondelete="SET NULL"))
     reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    kind: Mapped[OutboxKind] = mapped_column(
+        _enum(OutboxKind, "outbox_kind"), default=OutboxKind.REPLY, server_default="reply"
+    )
     text: Mapped[str] = mapped_column(Text)
     status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus, "outbox_status"))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -34,6 +34,7 @@ class OutboxJob:
     reply_to_platform_id: str | None
     draft_id: int | None
     attempts: int
+    kind: m.OutboxKind = m.OutboxKind.REPLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +59,14 @@ def enqueue(
     text: str,
     draft_id: int | None,
     reply_to_id: int | None,
+    kind: m.OutboxKind = m.OutboxKind.REPLY,
 ) -> int:
     row = m.OutboxItem(
         account_id=account_id,
         conversation_id=conversation_id,
         draft_id=draft_id,
         reply_to_id=reply_to_id,
+        kind=kind,
         text=text,
         status=S.PENDING,
     )
@@ -121,21 +124,28 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
         reply_to_platform_id=reply_to.platform_message_id if reply_to else None,
         draft_id=head.draft_id,
         attempts=attempts,
+        kind=head.kind,
     )
 
 
-def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int:
-    """Record delivery: the outbox row, the outbound message and the draft, in one go."""
+def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int | None:
+    """Record delivery: the outbox row, the outbound message and the draft, in one go.
+
+    A moderators' card is not part of any conversation's history: only its outbox row keeps
+    its platform id (to find the draft when a moderator replies to the card).
+    """
     now = utcnow()
-    message_id = record_outbound(
-        session,
-        account_id=job.account_id,
-        conversation_id=job.conversation_id,
-        text=job.text,
-        platform_message_id=platform_message_id,
-        reply_to_id=job.reply_to_id,
-        sent_at=now,
-    )
+    message_id = None
+    if job.kind is not m.OutboxKind.CARD:
+        message_id = record_outbound(
+            session,
+            account_id=job.account_id,
+            conversation_id=job.conversation_id,
+            text=job.text,
+            platform_message_id=platform_message_id,
+            reply_to_id=job.reply_to_id,
+            sent_at=now,
+        )
     session.execute(
         update(m.OutboxItem)
         .where(m.OutboxItem.id == job.id)
@@ -147,7 +157,7 @@ def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int
             last_error=None,
         )
     )
-    if job.draft_id is not None:
+    if job.draft_id is not None and job.kind is m.OutboxKind.REPLY:
         session.execute(
             update(m.ReplyDraft)
             .where(m.ReplyDraft.id == job.draft_id)
@@ -171,7 +181,7 @@ def mark_failed(session: Session, job: OutboxJob, error: str, status: m.OutboxSt
         .where(m.OutboxItem.id == job.id)
         .values(status=status, last_error=error[:2000])
     )
-    if job.draft_id is not None and status is S.FAILED:
+    if job.draft_id is not None and status is S.FAILED and job.kind is m.OutboxKind.REPLY:
         session.execute(
             update(m.ReplyDraft)
             .where(m.ReplyDraft.id == job.draft_id)
@@ -271,3 +281,14 @@ def mark_conversation_unreachable(session: Session, conversation_id: int) -> Non
         .where(m.OutboxItem.conversation_id == conversation_id, m.OutboxItem.status == S.PENDING)
         .values(status=S.FAILED, last_error="recipient unreachable (blocked or removed)")
     )
+
+
+def draft_for_card(session: Session, conversation_id: int, platform_message_id: str) -> int | None:
+    """The draft whose card (or edit prompt) is this platform message of the moderators' chat."""
+    return session.scalars(
+        select(m.OutboxItem.draft_id).where(
+            m.OutboxItem.conversation_id == conversation_id,
+            m.OutboxItem.platform_message_id == platform_message_id,
+            m.OutboxItem.draft_id.is_not(None),
+        )
+    ).first()
