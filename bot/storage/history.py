@@ -68,6 +68,11 @@ def _insert_ignoring_conflicts(
     return inserted is not None
 
 
+def storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; keep a visible mark instead of failing the message."""
+    return text.replace("\x00", "\ufffd")
+
+
 def ensure_account(session: Session, platform: str, handle: str) -> AccountInfo:
     _insert_ignoring_conflicts(session, m.Account, {"platform": platform, "handle": handle})
     row = session.scalars(
@@ -187,7 +192,7 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
             "platform_message_id": incoming.message_id,
             "edit_version": incoming.edit_version,
             "reply_to_id": reply_to_id,
-            "text": incoming.text,
+            "text": storable(incoming.text),
             "addressed": incoming.addressed,
             "sent_at": incoming.sent_at,
         },
@@ -231,6 +236,14 @@ def _existing(session: Session, account_id: int, incoming: Incoming) -> Stored:
         message.id if message else 0,
         message.user_id if message else None,
         duplicate=True,
+    )
+
+
+def record_update(session: Session, platform: str, account: str, update_id: int) -> bool:
+    """Take in a delivery that carries no message to store. False if it was seen before."""
+    info = ensure_account(session, platform, account)
+    return _insert_ignoring_conflicts(
+        session, m.ProcessedUpdate, {"account_id": info.id, "update_id": update_id}
     )
 
 

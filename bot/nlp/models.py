@@ -1,0 +1,460 @@
+"""Load the base causal LM once and attach named LoRA adapters to it.
+
+`ModelHost` is the only place that knows where weights come from (hub id, local
+`save_pretrained` directory or `.gguf` file) and turns every way that can fail into one
+`ModelLoadError` line that says which setting to change. Generation lives in `generate.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar, cast
+
+import huggingface_hub
+import torch
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
+from peft import PeftModel
+from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from bot.errors import ModelLoadError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+# peft's name for "no adapter" in a mixed batch (`generate(adapter_names=[...])`).
+BASE_ADAPTER = "__base__"
+DEFAULT_MAX_POSITIONS = 1024
+
+Device = Literal["auto", "cpu", "cuda"]
+_T = TypeVar("_T")
+
+
+class _Generates(Protocol):
+    """What we call on a model; peft's `generate` is unannotated, so this types the seam."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where to read the weights from: what `from_pretrained` gets, and how."""
+
+    ref: str  # hub id or directory
+    gguf_file: str | None
+    is_hub: bool
+
+
+class ModelHost:
+    """One base model and tokenizer in memory, with zero or more LoRA adapters on top.
+
+    Build it with `ModelHost.load(...)`; the constructor only stores what it is given. After the
+    first `load_adapter` the model is a `PeftModel`. One adapter (or none) is active for plain
+    forward/generate calls; `adapter_names=` in `generate` can still pick one per batch row.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        model_id: str,
+        device: str,
+    ) -> None:
+        self._model: PreTrainedModel | PeftModel = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.device = device
+        self._active: str | None = None
+        # Held around generate and every adapter change: peft keeps the active adapter as
+        # model state, so a switch must never land in the middle of another call's generate.
+        # Re-entrant so a caller (ReplyGenerator) can hold it across prompt building too.
+        self.lock = threading.RLock()
+
+    # --- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, model: str, *, device: str = "auto", adapter: str | None = None) -> ModelHost:
+        """Load `model` (hub id, save_pretrained directory or .gguf file) on `device`.
+
+        `adapter`, when given, is a peft adapter directory; it is loaded under its directory name
+        and made active.
+        """
+        torch_device, dtype = _pick_device(device)
+        source = _resolve_source(model)
+        tokenizer = _load_pretrained(model, source, AutoTokenizer.from_pretrained)
+        lm = _load_pretrained(
+            model,
+            source,
+            AutoModelForCausalLM.from_pretrained,
+            dtype=dtype,
+            # transformers 5.x looks for an adapter_config.json on the hub without passing
+            # local_files_only on: without this a cached model still goes online.
+            local_only_kwargs={"adapter_kwargs": {"local_files_only": True}},
+        )
+        if not isinstance(lm, PreTrainedModel):  # pragma: no cover - guards the Any from HF
+            raise ModelLoadError(f"cannot load model {model!r}: it is not a causal language model")
+        _to_eval(lm, torch_device)
+        # Batches are left-padded so every row's continuation starts at the same position;
+        # GPT-2 has no pad token, and EOS is the conventional stand-in (masked out anyway).
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        host = cls(lm, tokenizer, model_id=model, device=torch_device)
+        log.info("loaded model %s on %s (%s)", model, torch_device, dtype)
+        if adapter is not None:
+            host.load_adapter(adapter_name_for(adapter), adapter)
+        return host
+
+    def load_adapter(self, name: str, path: str) -> None:
+        """Load the peft adapter saved in directory `path` as `name` and make it active.
+
+        A name that is already loaded is replaced, so a retrained adapter can be swapped in. If
+        loading fails the model is put back as it was, less any adapter under that name.
+        """
+        adapter_dir = Path(path).expanduser()
+        # peft treats anything that is not a directory as a hub id and would go online.
+        if not (adapter_dir / "adapter_config.json").is_file():
+            what = "does not exist" if not adapter_dir.exists() else "has no adapter_config.json"
+            raise ModelLoadError(
+                f"cannot load LoRA adapter {name!r}: {adapter_dir} {what}. Set "
+                "AUTOREPLY_ADAPTER to a directory written by peft's save_pretrained, or unset it "
+                "to use the base model"
+            )
+        with self.lock:
+            self._load_adapter_locked(name, adapter_dir)
+        log.info("loaded adapter %s from %s", name, adapter_dir)
+
+    def _load_adapter_locked(self, name: str, adapter_dir: Path) -> None:
+        if name in self.adapter_names:
+            self._drop_adapter(name)
+        try:
+            if isinstance(self._model, PeftModel):
+                self._model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+            else:
+                self._model = PeftModel.from_pretrained(
+                    self._model, str(adapter_dir), adapter_name=name, is_trainable=False
+                )
+        # peft raises ValueError for target modules the base lacks and RuntimeError for
+        # weight shapes that do not match: both mean "adapter trained for another model".
+        except (OSError, ValueError, RuntimeError) as exc:
+            self._undo_failed_load(name)
+            raise ModelLoadError(
+                f"cannot load LoRA adapter {name!r} from {adapter_dir} onto {self.model_id!r}: "
+                f"{_first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained for this model"
+            ) from exc
+        _to_eval(self._model, self.device)
+        self.set_active_adapter(name)
+
+    def _drop_adapter(self, name: str) -> None:
+        if isinstance(self._model, PeftModel) and name in self._model.peft_config:
+            if len(self._model.peft_config) == 1:
+                # A PeftModel without adapters cannot run forward: go back to the bare model.
+                self._model = _unwrap(self._model)
+            else:
+                self._model.delete_adapter(name)
+        if self._active == name:
+            self.set_active_adapter(None)
+
+    def _undo_failed_load(self, name: str) -> None:
+        if isinstance(self._model, PeftModel):
+            self._drop_adapter(name)
+        else:
+            # PeftModel.from_pretrained injects LoRA layers into the base model in place
+            # before it loads their weights; a failed load would leave random layers behind.
+            _strip_tuner_layers(self._model)
+
+    # --- adapters --------------------------------------------------------------------------
+
+    @property
+    def adapter_names(self) -> tuple[str, ...]:
+        if not isinstance(self._model, PeftModel):
+            return ()
+        return tuple(self._model.peft_config)
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self._active
+
+    def set_active_adapter(self, name: str | None) -> None:
+        """Make `name` the adapter used by plain calls; None runs the base model."""
+        with self.lock:
+            if name is None:
+                if isinstance(self._model, PeftModel):
+                    _tuner(self._model).disable_adapter_layers()
+                self._active = None
+                return
+            peft_model = self._require_peft(name)
+            peft_model.set_adapter(name, inference_mode=True)
+            _tuner(peft_model).enable_adapter_layers()
+            self._active = name
+
+    def resolve_adapter(self, name: str | None) -> str | None:
+        """The adapter a request runs with: None means the active one, BASE_ADAPTER none."""
+        if name is None:
+            return self._active
+        if name == BASE_ADAPTER:
+            return None
+        self._require_peft(name)
+        return name
+
+    @contextmanager
+    def adapter_layers_enabled(self) -> Iterator[None]:
+        """Enable LoRA layers for the block: peft ignores `adapter_names` while they are off."""
+        if not isinstance(self._model, PeftModel) or self._active is not None:
+            yield
+            return
+        tuner = _tuner(self._model)
+        tuner.enable_adapter_layers()
+        try:
+            yield
+        finally:
+            tuner.disable_adapter_layers()
+
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        config: GenerationConfig,
+        adapters: Sequence[str | None],
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> torch.Tensor:
+        """`model.generate` with one adapter per row (None: base model).
+
+        Rows that all use the active adapter go through a plain call; otherwise peft's
+        `adapter_names=` routes each row, with LoRA layers switched on for the call.
+        """
+        kwargs: dict[str, Any] = {"generation_config": config}
+        if tokenizer is not None:
+            kwargs["tokenizer"] = tokenizer  # stop_strings need it
+        mixed = any(adapter != self._active for adapter in adapters)
+        if mixed:
+            kwargs["adapter_names"] = [adapter or BASE_ADAPTER for adapter in adapters]
+        model = cast(_Generates, self._model)
+        with self.lock, self.adapter_layers_enabled() if mixed else nullcontext():
+            output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if not isinstance(output, torch.Tensor):  # pragma: no cover - dict outputs are opt-in
+            raise TypeError(f"generate returned {type(output).__name__}, expected a tensor")
+        return output
+
+    def _require_peft(self, name: str) -> PeftModel:
+        if not isinstance(self._model, PeftModel) or name not in self._model.peft_config:
+            loaded = ", ".join(self.adapter_names) or "none"
+            raise NotFoundError(
+                f"adapter {name!r} is not loaded (loaded: {loaded}); load it with "
+                "ModelHost.load_adapter or set AUTOREPLY_ADAPTER"
+            )
+        return self._model
+
+    # --- facts ---------------------------------------------------------------------------
+
+    @property
+    def model(self) -> PreTrainedModel | PeftModel:
+        return self._model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self._model.parameters()).dtype
+
+    @property
+    def name(self) -> str:
+        """Version string stored with every draft: the model plus the active adapter."""
+        return self.name_for(self._active)
+
+    def name_for(self, adapter: str | None) -> str:
+        return self.model_id if adapter is None else f"{self.model_id}+{adapter}"
+
+    @property
+    def max_positions(self) -> int:
+        config = self._base_model().config
+        for attr in ("n_positions", "max_position_embeddings"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return DEFAULT_MAX_POSITIONS
+
+    @property
+    def eos_token_id(self) -> int:
+        token_id = self.tokenizer.eos_token_id
+        if not isinstance(token_id, int):
+            raise ModelLoadError(
+                f"the tokenizer of {self.model_id!r} has no end-of-sequence token; "
+                "use a causal LM whose tokenizer defines eos_token"
+            )
+        return token_id
+
+    def _base_model(self) -> PreTrainedModel:
+        if isinstance(self._model, PeftModel):
+            base = self._model.get_base_model()
+            assert isinstance(base, PreTrainedModel)
+            return base
+        return self._model
+
+
+def _to_eval(module: torch.nn.Module, device: str) -> None:
+    module.to(device)
+    module.eval()
+
+
+def _strip_tuner_layers(model: torch.nn.Module) -> None:
+    """Swap every peft wrapper layer back for the layer it wraps (peft's `unload` without
+    needing the PeftModel, which a failed `from_pretrained` never hands back)."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, module.get_base_layer())
+    # peft copies its config dict onto the wrapped model; a stale one confuses the next wrap.
+    if "peft_config" in vars(model):
+        delattr(model, "peft_config")
+
+
+def _unwrap(model: PeftModel) -> PreTrainedModel:
+    base = model.get_base_model()
+    assert isinstance(base, PreTrainedModel)
+    _strip_tuner_layers(base)
+    return base
+
+
+def _tuner(model: PeftModel) -> BaseTuner:
+    tuner = model.base_model
+    if not isinstance(tuner, BaseTuner):  # pragma: no cover - prompt-learning methods
+        raise ModelLoadError("only LoRA-style adapters are supported; retrain with a LoRA config")
+    return tuner
+
+
+def adapter_name_for(path: str) -> str:
+    """A peft-safe adapter name from a directory: module-dict keys cannot contain dots."""
+    stem = Path(path).expanduser().resolve().name
+    return re.sub(r"[^A-Za-z0-9_-]", "_", stem) or "adapter"
+
+
+def _pick_device(device: str) -> tuple[str, torch.dtype]:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ModelLoadError(
+            f"unknown device {device!r}; set AUTOREPLY_DEVICE to auto, cpu or cuda"
+        )
+    cuda = torch.cuda.is_available()
+    if device == "cuda" and not cuda:
+        raise ModelLoadError(
+            "AUTOREPLY_DEVICE=cuda but torch sees no CUDA device; set AUTOREPLY_DEVICE=auto or cpu"
+        )
+    if device == "cpu" or not cuda:
+        return "cpu", torch.float32
+    return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or model.endswith(".gguf")
+
+
+def _resolve_source(model: str) -> _Source:
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _Source(ref=str(path.parent), gguf_file=path.name, is_hub=False)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"cannot load model {model!r}: {path} has no config.json, so it is not a "
+                "save_pretrained directory. Set AUTOREPLY_MODEL to such a directory or a .gguf file"
+            )
+        return _Source(ref=str(path), gguf_file=None, is_hub=False)
+    if _looks_like_path(model):
+        raise ModelLoadError(
+            f"cannot load model {model!r}: the path {path} does not exist. Set AUTOREPLY_MODEL "
+            "to an existing model directory or .gguf file, or to a Hugging Face hub id"
+        )
+    return _Source(ref=model, gguf_file=None, is_hub=True)
+
+
+def _load_pretrained(
+    model: str,
+    source: _Source,
+    loader: Callable[..., _T],
+    *,
+    local_only_kwargs: dict[str, object] | None = None,
+    **kwargs: object,
+) -> _T:
+    """Call an HF `from_pretrained`, cache-first for hub ids, mapping failures to one line."""
+    if source.gguf_file is not None:
+        kwargs["gguf_file"] = source.gguf_file
+    offline = huggingface_hub.is_offline_mode()
+    # A cached hub model loads without any network round trip (a service restart must not
+    # depend on the hub); a partial cache falls through to a normal download below.
+    if not source.is_hub or offline or _in_hub_cache(source.ref):
+        try:
+            return loader(source.ref, local_files_only=True, **(local_only_kwargs or {}), **kwargs)
+        except (OSError, ValueError) as exc:
+            if not source.is_hub or offline:
+                raise _load_error(model, source, exc, offline=offline) from exc
+    log.info(
+        "model %s is not (fully) in the local cache; fetching it from the hub "
+        "(set HF_HUB_OFFLINE=1 to fail fast when there is no network)",
+        model,
+    )
+    try:
+        return loader(source.ref, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(model, source, exc, offline=offline) from exc
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        return isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str)
+    except HFValidationError:  # not a valid repo id; the real load reports it
+        return False
+
+
+def _load_error(
+    model: str, source: _Source, exc: BaseException, *, offline: bool
+) -> ModelLoadError:
+    """One actionable line. transformers wraps hub errors in OSError; the cause says which."""
+    causes = _cause_chain(exc)
+    if source.is_hub and any(isinstance(c, GatedRepoError) for c in causes):
+        return ModelLoadError(
+            f"cannot load model {model!r}: it is a gated repository. Accept its licence on "
+            "huggingface.co and log in (hf auth login), or set AUTOREPLY_MODEL to a local copy"
+        )
+    not_found = (RepositoryNotFoundError, HFValidationError)
+    if source.is_hub and any(isinstance(c, not_found) for c in causes):
+        return ModelLoadError(
+            f"cannot load model {model!r}: no such model on the Hugging Face hub. Check the id, "
+            "or set AUTOREPLY_MODEL to a local model directory (save_pretrained layout) or a "
+            ".gguf file"
+        )
+    if source.is_hub and (offline or any(isinstance(c, LocalEntryNotFoundError) for c in causes)):
+        why = "offline" if offline else "unreachable"
+        return ModelLoadError(
+            f"cannot load model {model!r}: it is not in the local Hugging Face cache and the hub "
+            f"cannot be reached ({why}). Set AUTOREPLY_MODEL to a local model directory "
+            "(save_pretrained layout) or a .gguf file, or connect once to download it."
+        )
+    return ModelLoadError(
+        f"cannot load model {model!r}: {_first_line(exc)}. Set AUTOREPLY_MODEL to a causal LM "
+        "directory (save_pretrained layout), a .gguf file or a hub id"
+    )
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".:") if text else type(exc).__name__
