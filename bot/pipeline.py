@@ -113,10 +113,13 @@ class Pipeline:
         stored = await asyncio.to_thread(self._store, incoming)
         if stored.duplicate:
             return _duplicate(stored)
+        self._spawn(incoming, stored)
+        return None
+
+    def _spawn(self, incoming: Incoming, stored: history.Stored) -> None:
         task = asyncio.create_task(self._in_order(incoming, stored), name="pipeline-message")
         self._background.add(task)
         task.add_done_callback(self._finished)
-        return None
 
     async def drain(self) -> None:
         """Wait for background handling started by `accept` (tests, shutdown)."""
@@ -140,16 +143,19 @@ class Pipeline:
             # in the database and is retried on the next start.
             log.error("handling a message failed", exc_info=task.exception())
 
-    async def resume_unhandled(self, platform: str, account: str) -> list[Decision]:
-        """Finish messages that were stored but not handled when the process last stopped."""
+    async def resume_unhandled(self, platform: str, account: str) -> int:
+        """Queue the messages that were stored but not handled when the process last stopped.
+
+        They are handled in the background, each chat in its stored order; call this before a
+        channel starts taking new messages, so that older messages keep their place in line.
+        """
         ids = await asyncio.to_thread(self._unhandled, platform, account)
         if ids:
             log.info("resuming %d stored messages that were not handled yet", len(ids))
-        decisions = []
         for message_id in ids:
             incoming, stored = await asyncio.to_thread(self._load, message_id)
-            decisions.append(await self._process(incoming, stored))
-        return decisions
+            self._spawn(incoming, stored)
+        return len(ids)
 
     # --- stages ---------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.channels.base import Channel
 from bot.config import Settings
+from bot.core import Core
 from bot.domain import Mode
 from bot.jobs import start_scheduler
 from bot.outbox import Outbox
@@ -56,6 +57,7 @@ class Running:
     pipeline: Pipeline
     outbox: Outbox
     channels: Sequence[Channel]
+    core: Core
 
 
 class Service:
@@ -88,6 +90,7 @@ class Service:
         classifier, gate = await asyncio.to_thread(build_analysis, settings)
         outbox = Outbox(db, {channel.platform: channel for channel in self.channels})
         await asyncio.to_thread(outbox.recover)
+        by_platform = {channel.platform: channel for channel in self.channels}
         pipeline = Pipeline(
             db=db,
             classifier=classifier,
@@ -96,17 +99,21 @@ class Service:
             outbox=outbox,
             default_mode=settings.mode,
             history_turns=settings.history_turns,
+            review_chats={c.platform: c.review_chat_id for c in self.channels if c.review_chat_id},
+            cooldowns={c.platform: c.cooldown_s for c in self.channels},
+            activity=lambda incoming: by_platform[incoming.platform].activity(incoming),
         )
-        self.running = Running(db, pipeline, outbox, self.channels)
+        core = Core(db=db, pipeline=pipeline, outbox=outbox)
+        self.running = Running(db, pipeline, outbox, self.channels, core)
         scheduler = start_scheduler(outbox)
         _install_signal_handlers(stop)
         started: list[Channel] = []
         try:
             for channel in self.channels:
-                await pipeline.resume_unhandled(channel.platform, settings.account)
+                await pipeline.resume_unhandled(channel.platform, channel.account)
             await outbox.sweep()
             for channel in self.channels:
-                await channel.start(pipeline.handle)
+                await channel.start(core)
                 started.append(channel)
             await _until_first(stop, [channel.wait_closed() for channel in started])
             with contextlib.suppress(TimeoutError):
@@ -114,6 +121,7 @@ class Service:
         finally:
             for channel in reversed(started):
                 await channel.stop()
+            await pipeline.cancel_background()
             scheduler.shutdown(wait=False)
             await outbox.close()
             if owned_generator is not None:

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.channels.base import Channel, Handler, SendError
+from bot.channels.base import Channel, SendError
+from bot.core import Core
 from bot.domain import Draft, Outgoing, Turn
 
 
@@ -26,13 +27,14 @@ class RecordingChannel(Channel):
         delay: float = 0.0,
     ) -> None:
         self.platform = platform
+        self.account = "acct"
         self.sent: list[Sent] = []
         self.attempts: list[Outgoing] = []
         self._fail = fail
         self._delay = delay
 
-    async def start(self, handler: Handler) -> None:
-        self.handler = handler
+    async def start(self, core: Core) -> None:
+        self.core = core
 
     async def stop(self) -> None:
         return None

@@ -7,11 +7,13 @@ delivers `Outgoing` replies. Implement `start`, `stop` and `send`; everything el
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import TYPE_CHECKING
 
-from bot.domain import Decision, Incoming, Outgoing
+from bot.domain import Incoming, Outgoing
 
-Handler = Callable[[Incoming], Awaitable[Decision]]
+if TYPE_CHECKING:
+    from bot.core import Core
 
 
 class SendError(Exception):
@@ -42,14 +44,21 @@ class SendError(Exception):
 
 
 class Channel(ABC):
-    """One platform adapter. Subclasses override `start`, `stop` and `send`."""
+    """One platform adapter. Subclasses override `start`, `stop` and `send`, and set
+    `platform` and `account`; the optional hooks below have safe defaults."""
 
     #: platform name stored with every message ("console", "telegram", ...)
     platform: str
+    #: handle of the account this channel serves (stable across renames: e.g. the bot's id)
+    account: str
+    #: chat that receives a card for every queued draft, if the platform has one
+    review_chat_id: str | None = None
+    #: after answering a user, their next messages within this many seconds are not answered
+    cooldown_s: float = 0.0
 
     @abstractmethod
-    async def start(self, handler: Handler) -> None:
-        """Begin delivering messages to `handler`. Returns once the channel is running."""
+    async def start(self, core: Core) -> None:
+        """Begin delivering messages to `core`. Returns once the channel is running."""
 
     @abstractmethod
     async def stop(self) -> None:
@@ -58,6 +67,10 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, message: Outgoing) -> str:
         """Deliver one reply and return the platform's message id. Raise SendError on failure."""
+
+    def activity(self, incoming: Incoming) -> AbstractAsyncContextManager[None]:
+        """Wraps drafting a reply to `incoming`, e.g. to show a typing indicator."""
+        return nullcontext()
 
     async def wait_closed(self) -> None:
         """Wait until the channel ends on its own (console: end of input). Default: never."""

@@ -10,10 +10,13 @@ import asyncio
 import getpass
 import logging
 import uuid
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from bot.channels.base import Channel, Handler
+from bot.channels.base import Channel
 from bot.domain import ChatKind, DecisionAction, Incoming, Outgoing
+
+if TYPE_CHECKING:
+    from bot.core import Core
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class ConsoleChannel(Channel):
     ) -> None:
         """`out=None` makes a write-only sink: replies approved later from the CLI are recorded
         as sent without printing, since nobody is at that console any more."""
-        self._account = account
+        self.account = account
         self._source = source
         self._out = out
         self._interactive = interactive
@@ -49,11 +52,11 @@ class ConsoleChannel(Channel):
         # One conversation per local user, so history carries over between runs.
         return f"console:{self._user}"
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, core: Core) -> None:
         if self._source is None:
             self._done.set()
             return
-        self._task = asyncio.create_task(self._loop(handler), name="console-channel")
+        self._task = asyncio.create_task(self._loop(core), name="console-channel")
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
@@ -73,7 +76,7 @@ class ConsoleChannel(Channel):
             self._sent.setdefault(message.outbox_id, asyncio.Event()).set()
         return uuid.uuid4().hex[:16]
 
-    async def _loop(self, handler: Handler) -> None:
+    async def _loop(self, core: Core) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -83,14 +86,14 @@ class ConsoleChannel(Channel):
                 text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if self._interactive and text.strip() in QUIT_WORDS:
                     break
-                await self._one(handler, text)
+                await self._one(core, text)
         finally:
             self._done.set()
 
-    async def _one(self, handler: Handler, text: str) -> None:
+    async def _one(self, core: Core, text: str) -> None:
         incoming = Incoming(
             platform=self.platform,
-            account=self._account,
+            account=self.account,
             chat_id=self.chat_id,
             message_id=uuid.uuid4().hex[:16],
             user_id=self._user,
@@ -98,7 +101,7 @@ class ConsoleChannel(Channel):
             text=text,
             chat_kind=ChatKind.PRIVATE,
         )
-        decision = await handler(incoming)
+        decision = await core.handle(incoming)
         if decision.action is DecisionAction.AUTO and decision.outbox_id is not None:
             sent = self._sent.setdefault(decision.outbox_id, asyncio.Event())
             try:

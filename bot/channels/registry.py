@@ -30,3 +30,14 @@ def build_channels(settings: Settings, *, stdin: BinaryIO, stdout: TextIO) -> li
     return [
         ConsoleChannel(account=settings.account, source=stdin, out=stdout, interactive=interactive)
     ]
+
+
+def _telegram(settings: Settings) -> Channel | None:
+    if settings.telegram_token is None:
+        return None
+    from bot.channels.telegram import TelegramChannel  # PTB loads only when configured
+
+    return TelegramChannel(settings)
+
+
+register("telegram", _telegram)

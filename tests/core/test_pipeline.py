@@ -169,9 +169,10 @@ def test_unhandled_messages_are_resumed_after_a_crash(migrated_db: Database) -> 
     pipeline, outbox = _pipeline(migrated_db, Mode.AUTO, CannedDrafter(), channel)
 
     async def go() -> int:
-        decisions = await pipeline.resume_unhandled("console", "acct")
+        resumed = await pipeline.resume_unhandled("console", "acct")
+        await pipeline.drain()
         await outbox.idle()
-        return len(decisions)
+        return resumed
 
     assert asyncio.run(go()) == 1
     assert len(channel.sent) == 1

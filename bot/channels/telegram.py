@@ -1,0 +1,545 @@
+"""Telegram channel on python-telegram-bot. The ONLY module that imports `telegram`.
+
+Delivery is at-least-once in, exactly-once stored: PTB's own updater and webhook server
+acknowledge updates before they are handled, so this channel runs its own getUpdates loop
+(`ApplicationBuilder().updater(None)`) and its own webhook endpoint. Each update is committed
+(keyed by account + update_id) before the offset moves past it or the webhook answers 200; a
+redelivered update is then a no-op. Handlers are PTB's own and stay thin: they turn the update
+into domain values and call one `Core` method.
+
+Sending paces each chat on its own (bot/channels/rate_limit.py) instead of PTB's
+AIORateLimiter, which pauses the whole bot on any chat's 429 and drops the message by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.cards import action_footer
+from bot.channels import callback_data
+from bot.channels.base import Channel, SendError
+from bot.channels.rate_limit import ChatRateLimiter
+from bot.channels.text_split import clean_for_telegram, split_message
+from bot.channels.webhook_server import WebhookServer
+from bot.config import Settings
+from bot.core import ModAction, ModResult
+from bot.domain import ChatKind, Incoming, Outgoing, OutgoingKind, utcnow
+from bot.errors import ChannelError
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": every anonymous admin shares this id
+COMMANDS = ("start", "help", "id", "pause", "resume")
+ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
+POLL_BACKOFF_MAX_S = 30.0
+PART_RETRIES = 5  # retries of the 2nd+ part of a split reply, which cannot be resent whole
+TYPING_EVERY_S = 4.5  # Telegram shows "typing" for about 5 s
+Context = ContextTypes.DEFAULT_TYPE
+
+
+class TelegramChannel(Channel):
+    platform = "telegram"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.telegram_token is not None
+        token = settings.telegram_token.get_secret_value()
+        self.account = token.split(":", 1)[0]  # the bot's id: stable across username changes
+        self.review_chat_id = (
+            str(settings.telegram_moderator_chat_id)
+            if settings.telegram_moderator_chat_id is not None
+            else None
+        )
+        self.cooldown_s = settings.telegram_user_cooldown_s
+        self._settings = settings
+        self._moderators = frozenset(settings.telegram_moderator_ids) - {ANONYMOUS_ADMIN_ID}
+        self._key = callback_data.derive_key(token)
+        builder = ApplicationBuilder().token(token).updater(None).connection_pool_size(64)
+        if settings.telegram_base_url:
+            builder = builder.base_url(settings.telegram_base_url)
+        self._app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self._limiter = ChatRateLimiter()
+        self._ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
+        self._webhook: WebhookServer | None = None
+        self._failed_updates: set[int] = set()
+        self._core: Core | None = None
+        self._username = ""
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, core: Core) -> None:
+        self._core = core
+        self._register_handlers()
+        try:
+            await self._app.initialize()  # getMe
+        except InvalidToken as exc:
+            raise ChannelError(
+                "Telegram refused the bot token; check AUTOREPLY_TELEGRAM_TOKEN (from @BotFather)"
+            ) from exc
+        except NetworkError as exc:
+            raise ChannelError(
+                f"cannot reach the Telegram Bot API ({exc}); check the network or "
+                "AUTOREPLY_TELEGRAM_BASE_URL"
+            ) from exc
+        self._username = (self._app.bot.username or "").lower()
+        self._ready.set()
+        if self._settings.telegram_webhook_url:
+            await self._start_webhook()
+        else:
+            # getUpdates answers 409 while a webhook is set; never drop what is pending.
+            await self._app.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+        log.info("telegram channel started as @%s (%s)", self._username, self._mode())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        if self._webhook is not None:
+            await self._webhook.stop()
+        if self._ready.is_set():
+            await self._app.shutdown()
+
+    async def wait_closed(self) -> None:
+        if self._poller is not None:
+            await self._poller  # re-raises a fatal polling error
+        else:
+            await self._stopping.wait()
+
+    def _mode(self) -> str:
+        return "webhook" if self._settings.telegram_webhook_url else "polling"
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """getUpdates loop. The offset passed to Telegram confirms every update below it, so it
+        only moves past an update once that update is committed."""
+        offset: int | None = None
+        backoff = 1.0
+        timeout = self._settings.telegram_poll_timeout_s
+        while not self._stopping.is_set():
+            try:
+                updates = await self._app.bot.get_updates(
+                    offset=offset,
+                    timeout=timeout,
+                    read_timeout=timeout + 10,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except InvalidToken as exc:
+                raise ChannelError(
+                    "Telegram refused the bot token; check AUTOREPLY_TELEGRAM_TOKEN"
+                ) from exc
+            except (Conflict, NetworkError) as exc:  # TimedOut is a NetworkError
+                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(POLL_BACKOFF_MAX_S, backoff * 2)
+                continue
+            backoff = 1.0
+            for update in updates:
+                if not await self._take(update):
+                    log.error(
+                        "update %d could not be stored; it will be fetched again",
+                        update.update_id,
+                    )
+                    await asyncio.sleep(1.0)
+                    break
+                offset = update.update_id + 1
+
+    async def _take(self, update: Update) -> bool:
+        """Run the handlers for one update; True once it is committed."""
+        self._failed_updates.discard(update.update_id)
+        await self._app.process_update(update)
+        if update.update_id in self._failed_updates:
+            return False
+        assert self._core is not None
+        # Updates no handler stores (channel posts, stickers, ...) are marked taken in here.
+        await self._core.record_update(self.platform, self.account, update.update_id)
+        return True
+
+    async def _start_webhook(self) -> None:
+        s = self._settings
+        assert s.telegram_webhook_url and s.telegram_webhook_secret
+        secret = s.telegram_webhook_secret.get_secret_value()
+        self._webhook = WebhookServer(
+            listen=s.telegram_webhook_listen,
+            port=s.telegram_webhook_port,
+            path=urlsplit(s.telegram_webhook_url).path or "/",
+            secret=secret,
+            max_body=s.telegram_webhook_max_body,
+            on_push=self._on_push,
+        )
+        self._webhook.start()  # listen first, then tell Telegram where to push
+        # One connection at a time keeps pushes, and so each chat's messages, in order.
+        await self._app.bot.set_webhook(
+            s.telegram_webhook_url,
+            secret_token=secret,
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=1,
+            drop_pending_updates=False,
+        )
+
+    async def _on_push(self, data: dict[str, Any]) -> bool:
+        try:
+            update = Update.de_json(data, self._app.bot)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("webhook push is not a Telegram update (%s); ignored", exc)
+            return True  # a malformed push will not get better if Telegram resends it
+        return await self._take(update)
+
+    def _register_handlers(self) -> None:
+        app = self._app
+        app.add_handler(CallbackQueryHandler(self._on_button))
+        app.add_handler(
+            CommandHandler(list(COMMANDS), self._on_command, filters.UpdateType.MESSAGE)
+        )
+        if self.review_chat_id is not None:
+            app.add_handler(
+                MessageHandler(filters.Chat(int(self.review_chat_id)), self._on_review_chat)
+            )
+        app.add_handler(MessageHandler(filters.ALL, self._on_message))
+        app.add_error_handler(self._on_error)
+
+    async def _on_error(self, update: object, context: Context) -> None:
+        """The one place handler errors are logged. The update is not acknowledged, so it is
+        delivered again (and deduplicated if it was stored after all)."""
+        if isinstance(update, Update):
+            self._failed_updates.add(update.update_id)
+        log.error("handling a Telegram update failed", exc_info=context.error)
+
+    async def _on_message(self, update: Update, context: Context) -> None:
+        incoming = self._incoming(update)
+        if incoming is None:
+            return  # no text, a channel post, or chatter we don't keep: _take records it
+        assert self._core is not None
+        await self._core.accept(incoming)
+
+    def _incoming(self, update: Update) -> Incoming | None:
+        message = update.message or update.edited_message
+        if message is None or message.chat.type == ChatType.CHANNEL:
+            return None
+        text = message.text if message.text is not None else message.caption
+        if not text:
+            return None
+        private = message.chat.type == ChatType.PRIVATE
+        addressed = private or self._mentions_bot(message)
+        edited = update.edited_message is not None
+        if edited and not self._settings.telegram_answer_edits:
+            addressed = False
+        if not addressed and not private and not self._settings.telegram_store_chatter:
+            return None
+        user = message.from_user
+        sender_id = message.sender_chat.id if message.sender_chat else (user.id if user else 0)
+        return Incoming(
+            platform=self.platform,
+            account=self.account,
+            chat_id=str(message.chat.id),
+            message_id=str(message.message_id),
+            user_id=str(sender_id),
+            text=text,
+            user_name=_display_name(message),
+            chat_kind=ChatKind.PRIVATE if private else ChatKind.GROUP,
+            chat_title=message.chat.title,
+            addressed=addressed,
+            update_id=update.update_id,
+            # An edit reuses the message id; its edit time orders the versions.
+            edit_version=int(message.edit_date.timestamp()) if edited and message.edit_date else 0,
+            reply_to_message_id=(
+                str(message.reply_to_message.message_id) if message.reply_to_message else None
+            ),
+            sent_at=message.date,
+        )
+
+    def _mentions_bot(self, message: Message) -> bool:
+        reply = message.reply_to_message
+        if (
+            reply is not None
+            and reply.from_user is not None
+            and reply.from_user.id == self._app.bot.id
+        ):
+            return True
+        entities = message.parse_entities() if message.text else message.parse_caption_entities()
+        for entity, value in entities.items():
+            if entity.type == MessageEntity.MENTION and value.lower() == f"@{self._username}":
+                return True
+            if (
+                entity.type == MessageEntity.TEXT_MENTION
+                and entity.user
+                and entity.user.id == self._app.bot.id
+            ):
+                return True
+            if entity.type == MessageEntity.BOT_COMMAND and value.lower().endswith(
+                f"@{self._username}"
+            ):
+                return True
+        return False
+
+    async def _on_command(self, update: Update, context: Context) -> None:
+        message = update.message
+        incoming = self._incoming(update)
+        if message is None or incoming is None or not message.text:
+            return
+        word, _, args = message.text.partition(" ")
+        name = word[1:].split("@", 1)[0]
+        user_id = message.from_user.id if message.from_user else 0
+        assert self._core is not None
+        await self._core.command(
+            incoming,
+            name,
+            args,
+            is_moderator=self._is_moderator(user_id),
+            in_review_chat=str(message.chat.id) == self.review_chat_id,
+        )
+
+    # --- moderators -----------------------------------------------------------------------
+
+    def _is_moderator(self, user_id: int) -> bool:
+        return user_id in self._moderators
+
+    async def _on_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None and self._core is not None
+        if not await self._core.record_update(self.platform, self.account, update.update_id):
+            return  # a redelivered press
+        try:
+            action, draft_id = callback_data.verify(query.data or "", self._key)
+        except callback_data.BadCallbackData:
+            log.warning("ignored a button press with unknown data from user %s", query.from_user.id)
+            await _answer(query, "This button is no longer valid.")
+            return
+        who = _moderator_name(query.from_user)
+        if not self._is_moderator(query.from_user.id) or query.from_user.is_bot:
+            await self._core.refuse(draft_id, who=who, note=f"{action} button, not a moderator")
+            await _answer(query, "Only moderators can do this.", alert=True)
+            return
+        if action == "edit":
+            await _answer(query, "Reply to this card with the new text to send it.", alert=True)
+            return
+        result = await self._core.moderate(draft_id, ModAction(action), moderator=who)
+        await _answer(query, result.message)
+        if isinstance(query.message, Message):
+            await self._close_card(query.message, _footer(result, action, who))
+
+    async def _on_review_chat(self, update: Update, context: Context) -> None:
+        """Messages in the moderators' chat are never answered; a moderator's reply to a card
+        (or to its edit prompt) is the edited text of that draft."""
+        message = update.message
+        assert self._core is not None
+        if message is None or message.reply_to_message is None or not message.text:
+            return
+        card = message.reply_to_message
+        user = message.from_user
+        if user is None or card.from_user is None or card.from_user.id != self._app.bot.id:
+            return
+        draft_id = await self._core.draft_for_card(
+            self.platform, self.account, str(message.chat.id), str(card.message_id)
+        )
+        if draft_id is None:
+            return
+        who = _moderator_name(user)
+        if not self._is_moderator(user.id):
+            await self._core.refuse(draft_id, who=who, note="edit reply, not a moderator")
+            return
+        result = await self._core.moderate(
+            draft_id, ModAction.EDIT, moderator=who, text=message.text
+        )
+        if result.ok or result.status is not None:
+            await self._close_card(card, _footer(result, "edit", who))
+        if not result.ok:
+            try:
+                await message.reply_text(result.message)
+            except TelegramError as exc:
+                log.info("could not tell the moderator why the edit was refused: %s", exc)
+
+    async def _close_card(self, card: Message, footer: str) -> None:
+        """Append who acted and when, and remove the buttons (a second press does nothing)."""
+        text = f"{card.text or ''}\n\n{footer}"
+        try:
+            await card.edit_text(text[:4096], reply_markup=None)
+        except BadRequest as exc:  # e.g. "message is not modified" after a double press
+            log.info("card %d not updated: %s", card.message_id, exc)
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> str:
+        await self._ready.wait()
+        text = clean_for_telegram(message.text)
+        if message.kind is OutgoingKind.REPLY and self._settings.telegram_disclosure:
+            text = f"{text}\n\n{self._settings.telegram_disclosure}"
+        parts = split_message(text) or ["…"]
+        markup = None
+        if message.kind is OutgoingKind.CARD and message.draft_id is not None:
+            markup = self._card_buttons(message.draft_id)
+            parts = [parts[0]]  # cards are clipped to one message by bot/cards.py
+        first_id = ""
+        for index, part in enumerate(parts):
+            reply = None
+            if index == 0 and message.reply_to_message_id and message.reply_to_message_id.isdigit():
+                reply = ReplyParameters(
+                    int(message.reply_to_message_id), allow_sending_without_reply=True
+                )
+            sent_id = await self._send_part(message.chat_id, part, reply, markup, index)
+            first_id = first_id or sent_id
+        return first_id
+
+    def _card_buttons(self, draft_id: int) -> InlineKeyboardMarkup:
+        def button(label: str, action: str) -> InlineKeyboardButton:
+            return InlineKeyboardButton(
+                label, callback_data=callback_data.sign(action, draft_id, self._key)
+            )
+
+        return InlineKeyboardMarkup(
+            [[button("Approve", "approve"), button("Edit", "edit"), button("Reject", "reject")]]
+        )
+
+    async def _send_part(
+        self,
+        chat_id: str,
+        text: str,
+        reply: ReplyParameters | None,
+        markup: InlineKeyboardMarkup | None,
+        index: int,
+    ) -> str:
+        """Send one part. The first part's failures go back to the outbox (which retries
+        the whole row); a later part can't be retried that way without posting the earlier
+        parts twice, so it waits out rate limits here and is in doubt if it still fails."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._limiter.slot(chat_id, group=chat_id.startswith("-")):
+                    sent = await self._app.bot.send_message(
+                        int(chat_id), text, reply_parameters=reply, reply_markup=markup
+                    )
+                return str(sent.message_id)
+            except TelegramError as exc:
+                error = _send_error(exc)
+                if index == 0:
+                    raise error from exc
+                if error.retry_after is not None and attempt <= PART_RETRIES:
+                    await asyncio.sleep(error.retry_after)
+                    continue
+                raise SendError(
+                    f"part {index + 1} of a split reply failed ({exc}); earlier parts were sent",
+                    in_doubt=True,
+                ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, chat_id: str) -> AsyncIterator[None]:
+        async def keep_typing() -> None:
+            while True:
+                try:
+                    await self._app.bot.send_chat_action(int(chat_id), ChatAction.TYPING)
+                except TelegramError as exc:  # cosmetic: never hold up the reply for it
+                    log.debug("typing indicator failed in %s: %s", chat_id, exc)
+                await asyncio.sleep(TYPING_EVERY_S)
+
+        task = asyncio.create_task(keep_typing(), name=f"typing-{chat_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def activity(self, incoming: Incoming) -> contextlib.AbstractAsyncContextManager[None]:
+        if not self._ready.is_set():
+            return contextlib.nullcontext()
+        return self._typing(incoming.chat_id)
+
+
+def _seconds(value: object) -> float:
+    # With PTB_TIMEDELTA=1 time periods are timedeltas; without it, ints.
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
+
+
+def _send_error(exc: TelegramError) -> SendError:
+    """Map a PTB error to what the outbox may do about it."""
+    if isinstance(exc, RetryAfter):
+        return SendError(str(exc), retry_after=_seconds(exc.retry_after))
+    if isinstance(exc, Forbidden):
+        return SendError(str(exc), permanent=True, unreachable_user=True)
+    if isinstance(exc, ChatMigrated):
+        return SendError(f"group moved to chat {exc.new_chat_id}", permanent=True)
+    if isinstance(exc, BadRequest | InvalidToken):
+        return SendError(str(exc), permanent=True)
+    if isinstance(exc, NetworkError):  # TimedOut included
+        cause = exc.__cause__
+        # Nothing reached Telegram: connecting failed or no pooled connection was free.
+        if isinstance(cause, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
+            return SendError(str(exc))
+        if isinstance(exc, TimedOut) and cause is None:
+            return SendError(str(exc))
+        # A read/write timeout or a dropped connection: Telegram may have posted it.
+        return SendError(f"{exc} (may have been delivered)", in_doubt=True)
+    return SendError(str(exc))
+
+
+async def _answer(query: Any, text: str, *, alert: bool = False) -> None:
+    try:
+        await query.answer(text[:200], show_alert=alert)
+    except TelegramError as exc:  # the press may be too old to answer; nothing to undo
+        log.info("could not answer a button press: %s", exc)
+
+
+def _footer(result: ModResult, action: str, who: str) -> str:
+    if result.ok:
+        return action_footer(action, who, utcnow())
+    return f"Already {result.status or 'handled'}: nothing changed ({who} tried to {action})"
+
+
+def _display_name(message: Message) -> str | None:
+    if message.sender_chat is not None:
+        return message.sender_chat.title
+    user = message.from_user
+    if user is None:
+        return None
+    return f"@{user.username}" if user.username else user.full_name
+
+
+def _moderator_name(user: Any) -> str:
+    handle = f"@{user.username}" if getattr(user, "username", None) else user.full_name
+    return f"{handle} ({user.id})"

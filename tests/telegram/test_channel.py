@@ -1,0 +1,185 @@
+"""The Telegram channel with real PTB against the fake Bot API: what gets answered, odd updates,
+rate limits, splitting, blocked users and commands."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.core import ModAction
+from bot.storage import models as m
+from tests.fakes import CannedDrafter
+from tests.telegram import factories as f
+from tests.telegram.conftest import ALICE, BOB, MODERATOR, StartBot
+from tests.telegram.fake_bot_api import FakeBotApiClient
+
+GROUP = f.FakeChat.supergroup(-100111, "Shop fans")
+
+
+def _replies(api: FakeBotApiClient, chat_id: int) -> list[int | None]:
+    return [c.reply_to_message_id for c in api.sent_messages(chat_id)]
+
+
+def test_dm_mention_and_reply_are_answered_chatter_is_kept(
+    api: FakeBotApiClient, start_bot: StartBot
+) -> None:
+    api.add_chat(GROUP)
+    api.add_chat(f.FakeChat.private(ALICE))
+    bot = start_bot()
+    dm = api.inject(f.private_message(ALICE, "hi, is the shop open today?"))["message"]
+    chatter = api.inject(f.group_message(GROUP, BOB, "anyone tried the blue one?"))["message"]
+    mention = api.inject(f.group_mention(GROUP, BOB, "is the blue one in stock?"))["message"]
+    by_name = api.inject(
+        f.text_mention(GROUP, ALICE, "can you help?", api.bot_user, name="Shopbot")
+    )["message"]
+    api.wait_for_calls(1, chat_id=ALICE.id)
+    (first,) = api.wait_for_calls(2, chat_id=GROUP.id)[:1]
+    follow_up = api.inject(
+        f.reply_to(GROUP, ALICE, "thanks, and in red?", first.message_id or 0)
+    )["message"]
+    api.wait_for_calls(3, chat_id=GROUP.id)
+    bot.wait_until(lambda: bot.count(m.Message, m.Message.handled_at.is_(None)) == 0)
+    bot.stop()
+
+    assert _replies(api, ALICE.id) == [dm["message_id"]]
+    assert sorted(r or 0 for r in _replies(api, GROUP.id)) == sorted(
+        [mention["message_id"], by_name["message_id"], follow_up["message_id"]]
+    )
+    assert chatter["message_id"] not in _replies(api, GROUP.id)
+    unaddressed = m.Message.addressed.is_(False) & (m.Message.direction == m.Direction.INBOUND)
+    assert bot.count(m.Message, unaddressed) == 1  # the chatter, kept as context
+    assert bot.count(m.Message, m.Message.direction == m.Direction.OUTBOUND) == 4
+
+
+def test_odd_updates_raise_nothing(
+    api: FakeBotApiClient, start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.add_chat(GROUP)
+    api.add_chat(f.FakeChat.private(ALICE))
+    channel = f.FakeChat.channel(-100222, "News")
+    api.add_chat(channel)
+    caplog.set_level(logging.WARNING)
+    bot = start_bot()
+    odd = [
+        f.private_message(ALICE, "x" * 4096),
+        f.private_message(ALICE, "שלום\u200f hello\u200b\u200d world \u202e"),
+        f.private_message(ALICE, "nul\x00byte"),
+        f.private_message(ALICE, "   "),
+        f.sticker_message(GROUP, BOB),
+        f.channel_post(channel, "a channel post"),
+        f.callback_query(ALICE, "garbage-data", chat_id=ALICE.id, message_id=99999),
+        f.callback_query(ALICE, "m1:a:1:AAAAAAAAAAAAAAAA", chat_id=ALICE.id, message_id=1),
+    ]
+    first = api.inject(f.group_mention(GROUP, BOB, "hello"))["message"]
+    odd.append(f.edited_message(GROUP, BOB, first["message_id"], "@autoreply_test_bot edited"))
+    api.inject_many(odd)
+    bot.wait_until(lambda: api.counters().pending_updates == 0, what="all updates taken")
+    api.wait_for_calls(3, chat_id=ALICE.id)
+    bot.wait_until(lambda: bot.count(m.Message, m.Message.handled_at.is_(None)) == 0)
+    bot.stop()
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    # The 4,096-character, RTL/zero-width and NUL messages get replies; the blank one doesn't
+    # get a draft, and the callback presses are answered (not replies).
+    assert len(api.sent_messages(ALICE.id)) == 3
+    assert len(api.sent_messages(GROUP.id)) == 1  # the mention, not its edit or the sticker
+    assert api.sent_messages(channel.id) == []
+    assert bot.count(m.Message, m.Message.edit_version > 0) == 1  # the edit kept as a version
+
+
+def test_rate_limit_on_one_chat_holds_back_only_that_chat(
+    api: FakeBotApiClient, start_bot: StartBot
+) -> None:
+    chats = [f.FakeChat.supergroup(-100300 - i, f"group {i}") for i in range(5)]
+    for chat in chats:
+        api.add_chat(chat)
+    slow = chats[0]
+    api.rate_limit(slow.id, retry_after=2, count=1)
+    bot = start_bot()
+    for i, chat in enumerate(chats):
+        api.inject(f.group_mention(chat, f.FakeUser(3000 + i, f"u{i}"), "where is my order?"))
+    for chat in chats:
+        api.wait_for_calls(1, chat_id=chat.id, timeout=15)
+    bot.stop()
+
+    limited = [c for c in api.calls("sendMessage", slow.id) if c.status == 429]
+    assert len(limited) == 1
+    slow_reply = api.sent_messages(slow.id)[0]
+    others = [api.sent_messages(chat.id)[0] for chat in chats[1:]]
+    # Every other chat was answered before the limited chat's wait was over.
+    assert all(o.received_at < slow_reply.received_at for o in others)
+    assert slow_reply.received_at - limited[0].received_at >= 1.9
+    assert all(o.received_at - limited[0].received_at < 1.0 for o in others)
+
+
+def test_long_reply_is_split_at_sentences(api: FakeBotApiClient, start_bot: StartBot) -> None:
+    api.add_chat(f.FakeChat.private(ALICE))
+    bot = start_bot(mode="review_all")
+    question = api.inject(f.private_message(ALICE, "tell me everything"))["message"]
+    bot.wait_until(lambda: bot.count(m.ReplyDraft) == 1, what="the draft")
+    long_text = " ".join(f"Sentence number {i} explains one more detail." for i in range(300))
+    assert len(long_text) > 8192
+    result = bot.call(
+        lambda: bot.service.running.core.moderate(  # type: ignore[union-attr]
+            1, ModAction.EDIT, moderator="test", text=long_text
+        )
+    )
+    assert result.ok
+    sent = m.ReplyDraft.status == m.DraftStatus.SENT
+    bot.wait_until(lambda: bot.count(m.ReplyDraft, sent) == 1, what="the split reply")
+    parts = api.sent_messages(ALICE.id)
+    bot.stop()
+
+    assert all(len(p.text or "") <= 4096 for p in parts)
+    assert all((p.text or "").endswith(".") for p in parts)
+    assert " ".join(p.text or "" for p in parts) == long_text
+    assert parts[0].reply_to_message_id == question["message_id"]
+    assert len(parts) == 4
+
+
+def test_blocked_user_is_not_retried(api: FakeBotApiClient, start_bot: StartBot) -> None:
+    api.add_chat(f.FakeChat.private(ALICE))
+    api.block(ALICE.id)
+    bot = start_bot()
+    api.inject(f.private_message(ALICE, "hello?"))
+    bot.wait_until(
+        lambda: bot.count(m.OutboxItem, m.OutboxItem.status == m.OutboxStatus.FAILED) == 1
+    )
+    api.inject(f.private_message(ALICE, "hello again?"))
+    bot.wait_until(lambda: bot.count(m.Message, m.Message.handled_at.is_(None)) == 0)
+    bot.stop()
+
+    assert len(api.calls("sendMessage", ALICE.id)) == 1  # one refused try, then silence
+    assert bot.count(m.PlatformUser, m.PlatformUser.unreachable.is_(True)) == 1
+    assert bot.count(m.ReplyDraft) == 1  # the second message got no draft
+
+
+def test_commands(api: FakeBotApiClient, start_bot: StartBot) -> None:
+    api.add_chat(GROUP)
+    api.add_chat(f.FakeChat.private(ALICE))
+    bot = start_bot()
+    api.inject(f.command(f.FakeChat.private(ALICE), ALICE, "start"))
+    api.inject(f.command(GROUP, ALICE, "id"))
+    api.inject(f.command(GROUP, BOB, "pause"))  # not a moderator
+    api.inject(f.command(GROUP, MODERATOR, "pause"))
+    api.wait_for_calls(1, chat_id=ALICE.id)
+    api.wait_for_calls(3, chat_id=GROUP.id)
+    api.inject(f.group_mention(GROUP, BOB, "anyone home?"))
+    paused = m.Message.decision_reason.like("%paused%")
+    bot.wait_until(lambda: bot.count(m.Message, paused) == 1, what="the paused mention")
+    api.inject(f.command(GROUP, MODERATOR, "resume"))
+    api.wait_for_calls(4, chat_id=GROUP.id)
+    api.inject(f.group_mention(GROUP, BOB, "and now?"))
+    api.wait_for_calls(5, chat_id=GROUP.id)
+    bot.stop()
+
+    texts = [c.text or "" for c in api.sent_messages(GROUP.id)]
+    assert "/help" in (api.sent_messages(ALICE.id)[0].text or "")
+    assert f"Chat id: {GROUP.id}" in texts[0] and f"Your user id: {ALICE.id}" in texts[0]
+    assert texts[1] == "Only moderators can pause auto-replies."
+    assert texts[2] == "Auto-replies paused in this chat."
+    assert texts[3] == "Auto-replies resumed in this chat."
+    assert texts[4] == CannedDrafter.text  # answered only after /resume
+    assert bot.count(m.ReplyDraft) == 1
