@@ -360,8 +360,10 @@ class TelegramChannel(Channel):
             return
         result = await self._core.moderate(draft_id, ModAction(action), moderator=who)
         await _answer(query, result.message)
-        if isinstance(query.message, Message):
-            await self._close_card(query.message, _footer(result, action, who))
+        card = query.message
+        # A card whose buttons are already gone was closed by the first press: leave it be.
+        if isinstance(card, Message) and (result.ok or card.reply_markup is not None):
+            await self._close_card(card, _footer(result, action, who))
 
     async def _on_review_chat(self, update: Update, context: Context) -> None:
         """Messages in the moderators' chat are never answered; a moderator's reply to a card

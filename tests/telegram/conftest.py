@@ -123,12 +123,20 @@ def start_bot(api: FakeBotApiClient, sqlite_url: str) -> Iterator[StartBot]:
         thread.start()
         ready.wait(30)
         bot = RunningBot(
-            settings, service, Database(settings.database_url), thread, holder["loop"],
-            holder["stop"], errors,
+            settings,
+            service,
+            Database(settings.database_url),
+            thread,
+            holder["loop"],
+            holder["stop"],
+            errors,
         )
         running.append(bot)
-        # Ready once the channel polls.
-        bot.wait_until(lambda: api.counters().get_updates_calls > 0, what="the first getUpdates")
+        # Ready once the channel polls, or has set its webhook.
+        bot.wait_until(
+            lambda: api.counters().get_updates_calls > 0 or bool(api.counters().webhook_url),
+            what="the channel to start",
+        )
         return bot
 
     yield start

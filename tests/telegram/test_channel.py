@@ -35,9 +35,9 @@ def test_dm_mention_and_reply_are_answered_chatter_is_kept(
     )["message"]
     api.wait_for_calls(1, chat_id=ALICE.id)
     (first,) = api.wait_for_calls(2, chat_id=GROUP.id)[:1]
-    follow_up = api.inject(
-        f.reply_to(GROUP, ALICE, "thanks, and in red?", first.message_id or 0)
-    )["message"]
+    follow_up = api.inject(f.reply_to(GROUP, ALICE, "thanks, and in red?", first.message_id or 0))[
+        "message"
+    ]
     api.wait_for_calls(3, chat_id=GROUP.id)
     bot.wait_until(lambda: bot.count(m.Message, m.Message.handled_at.is_(None)) == 0)
     bot.stop()
