@@ -86,21 +86,42 @@ def classify(
     ] = None,
 ) -> None:
     """Classify messages: one JSON object per input line (intent, sentiment, safety)."""
-    from bot.classify_cmd import run_classify
-    from bot.config import load_settings
+    # classify_file starts the toxicity model's worker process before anything else, so its
+    # slow import overlaps with reading input and with the lexical work (start-up counts).
+    from bot.classify_cmd import classify_file
 
-    settings = load_settings()
-    if file is None:
-        run_classify(sys.stdin.buffer, sys.stdout, intent_labels=settings.intent_labels)
-        return
+    classify_file(None if file is None else str(file))
+
+
+@app.command()
+def bench(
+    which: Annotated[
+        str, typer.Argument(help="classify, telegram or all.", case_sensitive=False)
+    ] = "all",
+    lines: Annotated[int, typer.Option(help="Lines for the classify benchmark.")] = 10_000,
+    messages: Annotated[int, typer.Option(help="Mentions for the Telegram benchmark.")] = 1000,
+    chats: Annotated[int, typer.Option(help="Chats for the Telegram benchmark.")] = 50,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model for the Telegram benchmark (default: tiny test model)."),
+    ] = None,
+) -> None:
+    """Run the benchmarks side by side with their baselines (see docs/PERFORMANCE.md)."""
+    from bot.errors import InputError
+
+    if which not in ("classify", "telegram", "all"):
+        raise InputError(f"unknown benchmark {which!r}; choose classify, telegram or all")
     try:
-        source = file.open("rb")
-    except OSError as exc:
-        from bot.errors import InputError
-
-        raise InputError(f"cannot read {file}: {exc.strerror}; check the path") from exc
-    with source:
-        run_classify(source, sys.stdout, intent_labels=settings.intent_labels)
+        from benchmarks import classify_bench, telegram_bench
+    except ImportError as exc:
+        raise InputError(
+            "the benchmarks ship with the source checkout; run this from a clone installed with "
+            "`pip install -e .`"
+        ) from exc
+    if which in ("classify", "all"):
+        typer.echo(classify_bench.format_table(classify_bench.run(lines=lines)))
+    if which in ("telegram", "all"):
+        telegram_bench.run(model, messages, chats)
 
 
 # --- database -----------------------------------------------------------------------------

@@ -54,7 +54,9 @@ def test_toml_file_is_read_and_env_wins(tmp_path: Path, monkeypatch: pytest.Monk
     assert s.intent_labels == ("praise", "other")
 
 
-def test_config_variable_names_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_variable_names_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = tmp_path / "prod.toml"
     other.write_text('mode = "off"\n')
     monkeypatch.setenv("AUTOREPLY_CONFIG", str(other))

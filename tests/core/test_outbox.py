@@ -162,7 +162,9 @@ def test_blocked_user_is_marked_unreachable(migrated_db: Database) -> None:
     assert len(channel.attempts) == 1  # the second reply is not even tried
     assert _statuses(migrated_db) == ["failed", "failed"]
     with migrated_db.session() as s:
-        user = s.scalars(select(m.PlatformUser).where(m.PlatformUser.platform_user_id == "42")).one()
+        user = s.scalars(
+            select(m.PlatformUser).where(m.PlatformUser.platform_user_id == "42")
+        ).one()
         assert user.unreachable
 
 

@@ -74,7 +74,9 @@ def test_auto_mode_sends_and_stores_every_stage(migrated_db: Database) -> None:
     assert _count(migrated_db, m.Analysis) == 2
     assert _count(migrated_db, m.ReplyDraft, m.ReplyDraft.status == m.DraftStatus.SENT) == 2
     with migrated_db.session() as s:
-        question = s.scalars(select(m.Analysis).join(m.Message).where(m.Message.text.like("where%"))).one()
+        question = s.scalars(
+            select(m.Analysis).join(m.Message).where(m.Message.text.like("where%"))
+        ).one()
         assert question.intent == "question"
         assert 0.0 < question.intent_score <= 1.0
 

@@ -1,0 +1,115 @@
+"""Personal data in a text: e-mail addresses, phone numbers and payment card numbers.
+
+Tuned against false positives that support traffic is full of: order numbers ("#48213",
+"order 1234567890"), dates, prices, times and quantities are not flagged. A bare run of digits
+counts as a phone number only with a '+' or '00' prefix, a trunk '0', North-American grouping,
+or a phone word ("call", "whatsapp", ...) just before it. Card numbers need 13-19 digits, a
+valid Luhn checksum and a first digit a card network uses (2-6).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from bot.safety.registry import Check, Stage
+
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# Spelled out to dodge filters: "name at gmail dot com", "name [at] mail [dot] net".
+EMAIL_SPELLED = re.compile(
+    r"\b[\w.+-]+\s*(?:\(at\)|\[at\]|\sat\s)\s*[A-Za-z0-9-]+\s*(?:\(dot\)|\[dot\]|\sdot\s)\s*"
+    r"(?:com|net|org|io|co|de|fr|uk|info)\b",
+    re.IGNORECASE,
+)
+# A digit run with at most two separators between digits; not glued to a word, '#', a
+# currency sign, a decimal point or a unit ("10kg", "300%").
+_NUMBER = re.compile(r"(?<![\w#$€£¥+.,/:-])(?:\+|\()?\d(?:[ \-.()]{0,2}\d){6,18}(?![\w%/])")
+_CARD = re.compile(r"(?<![\w#.,$€£])\d(?:[ -]?\d){12,18}(?![\w%/])")
+_PHONE_WORDS = re.compile(
+    r"\b(?:call|ring|phone|tel|telephone|mobile|cell|whats ?app|wa|sms|text|txt|"
+    r"(?:my|phone|mobile|cell|new) number|reach me|contact me)\b[^\d]{0,12}$",
+    re.IGNORECASE,
+)
+_ORDER_WORDS = re.compile(
+    r"\b(?:order|orders|tracking|track|invoice|ref|reference|ticket|case|account|acct|id"
+    r"|no|nr|number|parcel|item|sku|code|serial)\b\W{0,3}$",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"\d")
+_DATE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+_NANP = re.compile(r"(?:1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) checksum that every payment card number satisfies."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def find_cards(text: str) -> list[tuple[int, int]]:
+    """Spans of probable card numbers."""
+    spans = []
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        if (
+            13 <= len(digits) <= 19
+            and digits[0] in "23456"
+            and luhn_valid(digits)
+            and not _ORDER_WORDS.search(text, 0, m.start())
+        ):
+            spans.append(m.span())
+    return spans
+
+
+def _is_phone(text: str, start: int, candidate: str) -> bool:
+    digits = re.sub(r"\D", "", candidate)
+    n = len(digits)
+    if n > 15:  # E.164 allows at most 15 digits
+        return False
+    if candidate.startswith("+"):
+        return n >= 8
+    before = text[max(0, start - 40) : start]
+    if _PHONE_WORDS.search(before):
+        return n >= 7
+    if _ORDER_WORDS.search(before) or _DATE.fullmatch(candidate):
+        return False
+    if _NANP.fullmatch(candidate):
+        return True
+    if digits.startswith("00"):  # international prefix, as dialled in Europe
+        return n >= 10
+    return digits[0] == "0" and 10 <= n <= 12  # national number with trunk prefix
+
+
+def find_phones(text: str) -> list[tuple[int, int]]:
+    """Spans of probable phone numbers (card numbers are excluded first)."""
+    for start, end in find_cards(text):
+        text = text[:start] + " " * (end - start) + text[end:]
+    return [m.span() for m in _NUMBER.finditer(text) if _is_phone(text, m.start(), m.group())]
+
+
+class PiiCheck(Check):
+    """Flags e-mail addresses, phone numbers and card numbers in inputs and drafts."""
+
+    name = "pii"
+    stages: ClassVar[frozenset[Stage]] = frozenset({"input", "draft"})
+    flags = ("pii_email", "pii_phone", "pii_card")
+
+    def check(self, text: str) -> tuple[str, ...]:
+        found = []
+        if ("@" in text and EMAIL.search(text)) or (
+            "dot" in text.lower() and EMAIL_SPELLED.search(text)
+        ):
+            found.append("pii_email")
+        if _DIGIT.search(text):  # most messages have no digits: skip the number scans
+            if find_phones(text):
+                found.append("pii_phone")
+            if find_cards(text):
+                found.append("pii_card")
+        return tuple(found)
