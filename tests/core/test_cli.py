@@ -55,7 +55,8 @@ def test_chat_answers_every_line_and_stores_every_turn(cli: Run) -> None:
     assert len(lines) == 2
     assert not any(line.startswith("[") for line in lines), lines
     db_file = cli.db_file  # type: ignore[attr-defined]
-    counts = dict(_rows(db_file, "select direction, count(*) from messages group by direction"))
+    rows = _rows(db_file, "select direction, count(*) from messages group by direction")
+    counts = {str(direction): n for direction, n in rows}
     assert counts == {"in": 2, "out": 2}
     unanalysed = _rows(
         db_file,

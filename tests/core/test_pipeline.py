@@ -83,7 +83,7 @@ def test_auto_mode_sends_and_stores_every_stage(migrated_db: Database) -> None:
 
 def test_review_all_queues_and_sends_nothing(migrated_db: Database) -> None:
     channel = RecordingChannel()
-    pipeline, outbox = _pipeline(migrated_db, Mode.REVIEW_ALL, CannedDrafter(), channel)
+    pipeline, _ = _pipeline(migrated_db, Mode.REVIEW_ALL, CannedDrafter(), channel)
     decision = asyncio.run(pipeline.handle(_msg(1, "hi, can you help me?")))
     assert decision.action is DecisionAction.REVIEW
     assert decision.reply_text == CannedDrafter.text

@@ -115,7 +115,7 @@ def start_bot(api: FakeBotApiClient, sqlite_url: str) -> Iterator[StartBot]:
 
             try:
                 asyncio.run(run())
-            except BaseException as exc:  # surfaced to the test in stop()
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the test by stop())
                 errors.append(exc)
                 ready.set()
 
