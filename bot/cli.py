@@ -36,7 +36,12 @@ def _settings() -> Settings:
     from bot.logs import setup_logging
 
     settings = load_settings()
-    setup_logging(settings.log_level)
+    secrets = [
+        secret.get_secret_value()
+        for secret in (settings.telegram_token, settings.telegram_webhook_secret)
+        if secret is not None
+    ]
+    setup_logging(settings.log_level, secrets)
     return settings
 
 

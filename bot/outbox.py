@@ -25,6 +25,8 @@ from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
+WORKER_ERROR_PAUSE_S = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -44,10 +46,14 @@ class Outbox:
         db: Database,
         channels: Mapping[str, Channel],
         retry: RetryPolicy | None = None,
+        review_chats: Mapping[str, str] | None = None,
     ) -> None:
+        """`review_chats` maps a platform to its moderators' chat, which is told about every
+        reply whose delivery is in doubt."""
         self._db = db
         self._channels = dict(channels)
         self._retry = retry or RetryPolicy()
+        self._review_chats = dict(review_chats or {})
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._wakeups: dict[int, asyncio.Event] = {}
         self._closing = False
@@ -60,6 +66,8 @@ class Outbox:
         """Call once at start, before any worker runs: in-flight rows become `unknown`."""
         with self._db.session() as s:
             ids = outbox_store.recover_in_flight(s)
+            for outbox_id in ids:
+                outbox_store.report_in_doubt(s, outbox_id, self._review_chats)
         if ids:
             log.warning(
                 "%d replies were being sent when the service last stopped and may or may not "
@@ -111,10 +119,14 @@ class Outbox:
         wakeup = self._wakeups.setdefault(conversation_id, asyncio.Event())
         while not self._closing:
             wakeup.clear()
-            claimed = await asyncio.to_thread(self._claim, conversation_id)
-            if isinstance(claimed, outbox_store.OutboxJob):
-                await self._deliver(claimed)
-                continue
+            try:
+                claimed = await asyncio.to_thread(self._claim, conversation_id)
+                if isinstance(claimed, outbox_store.OutboxJob):
+                    await self._deliver(claimed)
+                    continue
+            except Exception:  # e.g. the database is briefly unreachable: log, wait, go on
+                log.exception("outbox worker for conversation %d failed; retrying", conversation_id)
+                claimed = utcnow() + timedelta(seconds=WORKER_ERROR_PAUSE_S)
             if claimed is None and not wakeup.is_set():
                 # Nothing pending. No await between the check and the exit, so a notify()
                 # cannot slip in unseen: it would find this task done and start a new one.
@@ -151,7 +163,9 @@ class Outbox:
         try:
             platform_id = await channel.send(outgoing)
         except SendError as exc:
-            await asyncio.to_thread(self._after_error, job, exc)
+            notice_to = await asyncio.to_thread(self._after_error, job, exc)
+            if notice_to is not None:
+                self.notify(notice_to)
             return
         await asyncio.to_thread(self._finish_sent, job, platform_id)
 
@@ -168,12 +182,15 @@ class Outbox:
             else:
                 outbox_store.mark_failed(s, job, error, status)
 
-    def _after_error(self, job: outbox_store.OutboxJob, exc: SendError) -> None:
+    def _after_error(self, job: outbox_store.OutboxJob, exc: SendError) -> int | None:
+        """Record a failed send; returns the moderators' chat to wake for an in-doubt notice."""
         error = str(exc)
+        notice_to = None
         with self._db.session() as s:
             if exc.in_doubt:
                 log.warning("outbox %d: delivery in doubt (%s); marked unknown", job.id, error)
                 outbox_store.mark_failed(s, job, error, m.OutboxStatus.UNKNOWN)
+                notice_to = outbox_store.report_in_doubt(s, job.id, self._review_chats)
             elif exc.permanent:
                 log.warning("outbox %d: failed for good (%s)", job.id, error)
                 outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
@@ -190,6 +207,7 @@ class Outbox:
                 outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
             else:
                 outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
+        return notice_to
 
 
 def _seconds_until(when: datetime) -> float:

@@ -88,7 +88,10 @@ class Service:
             owned_generator = await asyncio.to_thread(load_generator, settings)
             drafter = owned_generator
         classifier, gate = await asyncio.to_thread(build_analysis, settings)
-        outbox = Outbox(db, {channel.platform: channel for channel in self.channels})
+        review_chats = {c.platform: c.review_chat_id for c in self.channels if c.review_chat_id}
+        outbox = Outbox(
+            db, {channel.platform: channel for channel in self.channels}, review_chats=review_chats
+        )
         await asyncio.to_thread(outbox.recover)
         by_platform = {channel.platform: channel for channel in self.channels}
         pipeline = Pipeline(

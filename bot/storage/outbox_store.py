@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import utcnow
+from bot.domain import ChatKind, utcnow
 from bot.storage import models as m
-from bot.storage.history import record_outbound
+from bot.storage.history import ensure_conversation_id, record_outbound
 
 S = m.OutboxStatus
 
@@ -292,3 +292,33 @@ def draft_for_card(session: Session, conversation_id: int, platform_message_id: 
             m.OutboxItem.draft_id.is_not(None),
         )
     ).first()
+
+
+def report_in_doubt(session: Session, outbox_id: int, review_chats: dict[str, str]) -> int | None:
+    """Tell the moderators' chat (if the platform has one) about a reply in doubt.
+
+    Returns the moderators' conversation id to wake its sender, or None when there is no such
+    chat or the row is not a reply (a notice about a notice would never end).
+    """
+    row = session.get_one(m.OutboxItem, outbox_id)
+    account = session.get_one(m.Account, row.account_id)
+    chat_id = review_chats.get(account.platform)
+    if chat_id is None or row.kind is not m.OutboxKind.REPLY:
+        return None
+    target = session.get_one(m.Conversation, row.conversation_id)
+    moderators = ensure_conversation_id(session, account.id, chat_id, ChatKind.GROUP, None)
+    text = (
+        f"Reply #{row.id} to chat {target.chat_id} may or may not have been delivered "
+        "(the send was interrupted). It will not be resent automatically; please check the "
+        f"chat. It said:\n\n{row.text[:3000]}"
+    )
+    enqueue(
+        session,
+        account_id=account.id,
+        conversation_id=moderators,
+        text=text,
+        draft_id=row.draft_id,
+        reply_to_id=None,
+        kind=m.OutboxKind.NOTICE,
+    )
+    return moderators

@@ -40,7 +40,6 @@ def fake_server() -> Iterator[FakeBotApiServer]:
 @pytest.fixture
 def api(fake_server: FakeBotApiServer) -> Iterator[FakeBotApiClient]:
     with fake_server.client() as client:
-        client.add_chat(MODS)
         yield client
 
 
@@ -87,6 +86,8 @@ StartBot = Callable[..., RunningBot]
 @pytest.fixture
 def start_bot(api: FakeBotApiClient, sqlite_url: str) -> Iterator[StartBot]:
     running: list[RunningBot] = []
+
+    api.add_chat(MODS)
 
     def start(drafter: Any = None, db_url: str | None = None, **overrides: Any) -> RunningBot:
         values: dict[str, Any] = {

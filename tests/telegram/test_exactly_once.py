@@ -69,6 +69,7 @@ def test_killed_mid_stream_then_restarted(
         "AUTOREPLY_TELEGRAM_POLL_TIMEOUT_S": "1",
         "HF_HUB_OFFLINE": "1",
     }
+    api.add_chat(MODS)
     chats = [f.FakeChat.supergroup(-100700 - i, f"group {i}") for i in range(CHATS)]
     for chat in chats:
         api.add_chat(chat)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,7 +47,6 @@ from tests.telegram.fake_bot_api import (
     FakeBotApiConfig,
     FakeBotApiControlError,
     FakeBotApiProcess,
-    FakeBotApiServer,
     parse_html,
     wait_until,
 )
@@ -75,17 +74,7 @@ def seconds(value: int | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-@pytest.fixture
-def fake_server() -> Iterator[FakeBotApiServer]:
-    server = FakeBotApiServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def api(fake_server: FakeBotApiServer) -> Iterator[FakeBotApiClient]:
-    with fake_server.client() as client:
-        yield client
+# The `fake_server` and `api` fixtures live in tests/telegram/conftest.py.
 
 
 # ------------------------------------------------------------------ requests and identity
