@@ -124,7 +124,8 @@ def bench(
             "`pip install -e .`"
         ) from exc
     if which in ("classify", "all"):
-        typer.echo(classify_bench.format_table(classify_bench.run(lines=lines)))
+        command = [sys.executable, "-m", "bot", "classify"]  # the real CLI, start-up included
+        typer.echo(classify_bench.format_table(classify_bench.run(lines=lines, command=command)))
     if which in ("telegram", "all"):
         telegram_bench.run(model, messages, chats)
 

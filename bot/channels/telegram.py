@@ -71,6 +71,7 @@ ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": every anonymous admin sh
 COMMANDS = ("start", "help", "id", "pause", "resume")
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
 POLL_BACKOFF_MAX_S = 30.0
+MAX_UPDATE_FAILURES = 5  # then an update that cannot be stored is logged and skipped
 PART_RETRIES = 5  # retries of the 2nd+ part of a split reply, which cannot be resent whole
 TYPING_EVERY_S = 4.5  # Telegram shows "typing" for about 5 s
 Context = ContextTypes.DEFAULT_TYPE
@@ -102,6 +103,7 @@ class TelegramChannel(Channel):
         self._poller: asyncio.Task[None] | None = None
         self._webhook: WebhookServer | None = None
         self._failed_updates: set[int] = set()
+        self._failures: dict[int, int] = {}
         self._core: Core | None = None
         self._username = ""
 
@@ -123,11 +125,18 @@ class TelegramChannel(Channel):
             ) from exc
         self._username = (self._app.bot.username or "").lower()
         self._ready.set()
-        if self._settings.telegram_webhook_url:
-            await self._start_webhook()
-        else:
-            # getUpdates answers 409 while a webhook is set; never drop what is pending.
-            await self._app.bot.delete_webhook(drop_pending_updates=False)
+        try:
+            if self._settings.telegram_webhook_url:
+                await self._start_webhook()
+            else:
+                # getUpdates answers 409 while a webhook is set; never drop what is pending.
+                await self._app.bot.delete_webhook(drop_pending_updates=False)
+        except TelegramError as exc:
+            raise ChannelError(
+                f"Telegram refused to set up {self._mode()} ({exc}); check "
+                "AUTOREPLY_TELEGRAM_WEBHOOK_URL (a public https URL) or unset it to use polling"
+            ) from exc
+        if not self._settings.telegram_webhook_url:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
         log.info("telegram channel started as @%s (%s)", self._username, self._mode())
 
@@ -180,14 +189,37 @@ class TelegramChannel(Channel):
                 continue
             backoff = 1.0
             for update in updates:
-                if not await self._take(update):
-                    log.error(
-                        "update %d could not be stored; it will be fetched again",
-                        update.update_id,
-                    )
+                if await self._take_or_give_up(update):
+                    offset = update.update_id + 1
+                else:
                     await asyncio.sleep(1.0)
-                    break
-                offset = update.update_id + 1
+                    break  # fetch it again: the offset has not moved past it
+
+    async def _take_or_give_up(self, update: Update) -> bool:
+        """True when the offset may move past this update: it is stored, or it failed so
+        often that it would stall every chat behind it (then it is logged in full)."""
+        try:
+            if await self._take(update):
+                self._failures.pop(update.update_id, None)
+                return True
+        except Exception:  # e.g. the database is down: keep the update, try again
+            log.exception("storing update %d failed", update.update_id)
+        failures = self._failures.get(update.update_id, 0) + 1
+        self._failures[update.update_id] = failures
+        if failures < MAX_UPDATE_FAILURES:
+            log.warning(
+                "update %d not stored (try %d); fetching it again", update.update_id, failures
+            )
+            return False
+        log.error(
+            "giving up on update %d after %d failed tries so other chats are not held up; "
+            "its content: %s",
+            update.update_id,
+            failures,
+            update.to_json(),
+        )
+        self._failures.pop(update.update_id, None)
+        return True
 
     async def _take(self, update: Update) -> bool:
         """Run the handlers for one update; True once it is committed."""
@@ -228,7 +260,11 @@ class TelegramChannel(Channel):
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("webhook push is not a Telegram update (%s); ignored", exc)
             return True  # a malformed push will not get better if Telegram resends it
-        return await self._take(update)
+        try:
+            return await self._take(update)
+        except Exception:  # e.g. the database is down: answer 500, Telegram delivers again
+            log.exception("storing pushed update %d failed", update.update_id)
+            return False
 
     def _register_handlers(self) -> None:
         app = self._app
