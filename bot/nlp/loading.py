@@ -7,10 +7,12 @@ setting to change. `ModelHost.load` in `models.py` is the caller.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 import huggingface_hub
 import torch
@@ -96,15 +98,30 @@ def _load_pretrained(
         except (OSError, ValueError) as exc:
             if not source.is_hub or offline:
                 raise _load_error(model, source, exc, offline=offline) from exc
-    log.info(
-        "model %s is not (fully) in the local cache; fetching it from the hub "
-        "(set HF_HUB_OFFLINE=1 to fail fast when there is no network)",
-        model,
-    )
+    if not _hub_reachable():
+        # huggingface_hub would retry for about a minute, printing a warning per try.
+        raise ModelLoadError(
+            f"cannot load model {model!r}: it is not in the local Hugging Face cache and the hub "
+            "cannot be reached (no network). Set AUTOREPLY_MODEL to a local model directory "
+            "(save_pretrained layout) or a .gguf file, or connect once to download it."
+        )
+    log.info("model %s is not (fully) in the local cache; fetching it from the hub", model)
     try:
         return loader(source.ref, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(model, source, exc, offline=offline) from exc
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A quick TCP probe of the hub endpoint (HF_ENDPOINT) before a download is attempted."""
+    url = urlsplit(huggingface_hub.constants.ENDPOINT)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _in_hub_cache(repo_id: str) -> bool:

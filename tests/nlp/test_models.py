@@ -258,12 +258,12 @@ def test_cached_hub_id_loads_without_touching_the_network(
     assert "127.0.0.1:9" not in stderr
 
 
-@pytest.mark.slow
 def test_unreachable_hub_gives_one_actionable_line(tmp_path: Path) -> None:
-    # Port 9 (discard) is closed here; huggingface_hub retries with back-off for ~25 s.
+    # Port 9 (discard) is closed here; the reachability probe fails at once instead of letting
+    # huggingface_hub retry with back-off for about a minute.
     (message,), _ = _load_in_subprocess(
         tmp_path / "hf-home", "microsoft/DialoGPT-small", HF_ENDPOINT="http://127.0.0.1:9"
     )
     assert message.startswith("ERR cannot load model 'microsoft/DialoGPT-small': it is not in")
-    assert "(unreachable)" in message
+    assert "cannot be reached" in message
     assert "AUTOREPLY_MODEL" in message
