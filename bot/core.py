@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import moderation
 from bot.commands import CommandReply, answer_command
 from bot.domain import ChatKind, Decision, Incoming
-from bot.errors import InputError, InvalidStateError, NotFoundError
+from bot.errors import InputError, InvalidStateError, NotFoundError, StorageError
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
 from bot.storage import drafts as draft_store
@@ -24,6 +29,7 @@ from bot.storage import models as m
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ModAction(StrEnum):
@@ -51,11 +57,21 @@ class Core:
 
     async def handle(self, incoming: Incoming) -> Decision:
         """Store and decide, returning the decision (console-style channels)."""
-        return await self.pipeline.handle(incoming)
+        with _storage_errors():
+            return await self.pipeline.handle(incoming)
 
     async def accept(self, incoming: Incoming) -> Decision | None:
-        """Store (commit) and decide in the background (platforms that must ack fast)."""
-        return await self.pipeline.accept(incoming)
+        """Store (commit) and decide in the background (platforms that must ack fast).
+
+        Raises StorageError when the message could not be stored: the channel must not
+        acknowledge the delivery then, so that the platform delivers it again.
+        """
+        with _storage_errors():
+            return await self.pipeline.accept(incoming)
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        with _storage_errors():
+            return await asyncio.to_thread(work)
 
     async def record_update(self, platform: str, account: str, update_id: int) -> bool:
         """Mark a delivery that carries no message as taken in. False if it was seen before."""
@@ -64,7 +80,7 @@ class Core:
             with self._db.session() as s:
                 return history.record_update(s, platform, account, update_id)
 
-        return await asyncio.to_thread(work)
+        return await self._in_thread(work)
 
     async def command(
         self, incoming: Incoming, name: str, args: str, *, is_moderator: bool, in_review_chat: bool
@@ -98,7 +114,7 @@ class Core:
                     )
                 return reply, stored.conversation_id
 
-        done = await asyncio.to_thread(work)
+        done = await self._in_thread(work)
         if done is None:
             return None
         reply, conversation_id = done
@@ -121,7 +137,7 @@ class Core:
                 )
                 return outbox_store.draft_for_card(s, conversation_id, platform_message_id)
 
-        return await asyncio.to_thread(work)
+        return await self._in_thread(work)
 
     async def moderate(
         self, draft_id: int, action: ModAction, *, moderator: str, text: str | None = None
@@ -137,7 +153,7 @@ class Core:
             return moderation.edit(self._db, draft_id, text or "", moderator=moderator)
 
         try:
-            outcome = await asyncio.to_thread(work)
+            outcome = await self._in_thread(work)
         except (InvalidStateError, NotFoundError) as exc:
             return ModResult(False, str(exc), await self._status(draft_id))
         except InputError as exc:
@@ -158,7 +174,7 @@ class Core:
                         s, draft_id, moderator=who, action=m.ModerationKind.REFUSED, note=note
                     )
 
-        await asyncio.to_thread(work)
+        await self._in_thread(work)
 
     async def _status(self, draft_id: int) -> str | None:
         def work() -> str | None:
@@ -166,4 +182,16 @@ class Core:
                 draft = s.get(m.ReplyDraft, draft_id)
                 return draft.status.value if draft else None
 
-        return await asyncio.to_thread(work)
+        return await self._in_thread(work)
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Database failures reach channels as StorageError, which they treat as "try again"."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StorageError(
+            f"the database is unavailable ({type(exc).__name__}); check AUTOREPLY_DATABASE_URL "
+            "and that the database server is running"
+        ) from exc

@@ -8,17 +8,23 @@ not starved past their misfire grace time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import Outbox
+from bot.storage import history
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 OUTBOX_SWEEP_S = 5.0
+UPDATE_IDS_KEPT = timedelta(days=7)
 
 
 @dataclass
@@ -44,9 +50,25 @@ def guarded(
     return run
 
 
-def start_scheduler(outbox: Outbox, stats: JobStats | None = None) -> AsyncIOScheduler:
+async def prune_updates(db: Database) -> int:
+    """Forget platform delivery ids older than any redelivery window."""
+
+    def work() -> int:
+        with db.session() as s:
+            return history.prune_processed_updates(s, UPDATE_IDS_KEPT)
+
+    pruned = await asyncio.to_thread(work)
+    if pruned:
+        log.info("forgot %d old delivery ids", pruned)
+    return pruned
+
+
+def start_scheduler(
+    outbox: Outbox, db: Database, stats: JobStats | None = None
+) -> AsyncIOScheduler:
     """Start the service's jobs: the outbox sweep (replies enqueued by other processes, e.g.
-    `autoreply queue approve`, and rows waiting out a back-off after a restart)."""
+    `autoreply queue approve`, and rows waiting out a back-off after a restart), and the
+    daily pruning of old delivery ids."""
     stats = stats or JobStats()
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -56,6 +78,13 @@ def start_scheduler(outbox: Outbox, stats: JobStats | None = None) -> AsyncIOSch
         "interval",
         seconds=OUTBOX_SWEEP_S,
         id="outbox_sweep",
+    )
+    scheduler.add_job(
+        guarded("prune_updates", partial(prune_updates, db), stats),
+        "interval",
+        hours=24,
+        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+        id="prune_updates",
     )
     scheduler.start()
     return scheduler

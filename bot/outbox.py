@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from bot.channels.base import Channel, SendError
 from bot.domain import Outgoing, utcnow
@@ -26,6 +27,8 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 WORKER_ERROR_PAUSE_S = 5.0
+CLOSE_GRACE_S = 10.0
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +66,11 @@ class Outbox:
         return tuple(self._channels)
 
     def recover(self) -> list[int]:
-        """Call once at start, before any worker runs: in-flight rows become `unknown`."""
+        """Call once at start, before any worker runs: this process's platforms' in-flight
+        rows become `unknown`. (One process per platform: a second process serving the same
+        platform would mark the first one's in-flight rows too.)"""
         with self._db.session() as s:
-            ids = outbox_store.recover_in_flight(s)
+            ids = outbox_store.recover_in_flight(s, self.platforms)
             for outbox_id in ids:
                 outbox_store.report_in_doubt(s, outbox_id, self._review_chats)
         if ids:
@@ -85,9 +90,15 @@ class Outbox:
         self._wakeups.setdefault(conversation_id, asyncio.Event()).set()
         task = self._workers.get(conversation_id)
         if task is None or task.done():
-            self._workers[conversation_id] = asyncio.create_task(
+            task = asyncio.create_task(
                 self._worker(conversation_id), name=f"outbox-chat-{conversation_id}"
             )
+            self._workers[conversation_id] = task
+            task.add_done_callback(lambda done: self._forget(conversation_id, done))
+
+    def _forget(self, conversation_id: int, task: asyncio.Task[None]) -> None:
+        if self._workers.get(conversation_id) is task:
+            del self._workers[conversation_id]
 
     async def sweep(self) -> int:
         """Wake workers for every conversation with pending rows (scheduled job)."""
@@ -108,11 +119,19 @@ class Outbox:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        """Stop sending. A worker in the middle of a send finishes it and records the result
+        (cancelling it there would leave a row in `sending`, reported as in doubt on the next
+        start); workers still busy after `grace_s` are cancelled."""
         self._closing = True
-        for task in self._workers.values():
-            task.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        for wakeup in self._wakeups.values():
+            wakeup.set()
+        tasks = [t for t in self._workers.values() if not t.done()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
 
     async def _worker(self, conversation_id: int) -> None:
@@ -163,11 +182,34 @@ class Outbox:
         try:
             platform_id = await channel.send(outgoing)
         except SendError as exc:
-            notice_to = await asyncio.to_thread(self._after_error, job, exc)
+            notice_to = await self._record(self._after_error, job, exc)
             if notice_to is not None:
                 self.notify(notice_to)
             return
-        await asyncio.to_thread(self._finish_sent, job, platform_id)
+        except Exception as exc:  # a channel bug: whether it went out is unknown
+            log.exception("outbox %d: the %s channel failed unexpectedly", job.id, job.platform)
+            await self._record(self._after_error, job, SendError(repr(exc), in_doubt=True))
+            return
+        await self._record(self._finish_sent, job, platform_id)
+
+    async def _record(self, write: Callable[..., R], *args: Any) -> R | None:
+        """Write a send's outcome, retrying while the database is unreachable.
+
+        The row stays claimed (`sending`) until this succeeds, and this chat's worker sends
+        nothing else meanwhile, so order holds. If the process stops first, the row is
+        reported as in doubt on the next start.
+        """
+        delay = 1.0
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args)
+            except Exception:  # the database: log, wait, write again
+                if self._closing:
+                    log.exception("outbox: could not record a send before stopping")
+                    return None
+                log.exception("outbox: recording a send failed; retrying in %.0f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _finish_sent(self, job: outbox_store.OutboxJob, platform_id: str) -> None:
         with self._db.session() as s:

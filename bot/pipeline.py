@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from bot.domain import (
     Mode,
     Turn,
     Verdict,
+    utcnow,
 )
 from bot.keyed_lock import KeyedLocks
 from bot.outbox import Outbox
@@ -41,6 +42,9 @@ from bot.storage import models as m
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+
+HANDLE_ATTEMPTS = 3
+RESUME_MAX_AGE = timedelta(hours=24)
 
 
 class Analyser(Protocol):
@@ -133,8 +137,18 @@ class Pipeline:
         await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _in_order(self, incoming: Incoming, stored: history.Stored) -> Decision:
+        """Handle in the chat's order, trying again a few times if a stage fails (e.g. the
+        database blinked); after that the message stays unhandled until the next start."""
         async with self._chat_locks.hold(_chat_key(incoming)):
-            return await self._process(incoming, stored)
+            for attempt in range(1, HANDLE_ATTEMPTS + 1):
+                try:
+                    return await self._process(incoming, stored)
+                except Exception:
+                    if attempt == HANDLE_ATTEMPTS:
+                        raise
+                    log.exception("handling message %d failed (try %d)", stored.message_id, attempt)
+                    await asyncio.sleep(2.0**attempt)
+            raise AssertionError("unreachable")
 
     def _finished(self, task: asyncio.Task[Decision]) -> None:
         self._background.discard(task)
@@ -152,10 +166,20 @@ class Pipeline:
         ids = await asyncio.to_thread(self._unhandled, platform, account)
         if ids:
             log.info("resuming %d stored messages that were not handled yet", len(ids))
+        too_old = utcnow() - RESUME_MAX_AGE
         for message_id in ids:
             incoming, stored = await asyncio.to_thread(self._load, message_id)
+            if _aware(incoming.sent_at) < too_old:
+                # Answering a day late does more harm than good; it stays visible as ignored.
+                ruling = Ruling(DecisionAction.IGNORE, "too old to answer after a restart")
+                await asyncio.to_thread(self._mark, stored, ruling)
+                continue
             self._spawn(incoming, stored)
         return len(ids)
+
+    def _mark(self, stored: history.Stored, ruling: Ruling) -> None:
+        with self._db.session() as s:
+            history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -191,11 +215,14 @@ class Pipeline:
             draft = await self._drafter.adraft(turns, incoming.text)
         draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
         ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
-        draft_id, outbox_id = await asyncio.to_thread(
+        draft_id, outbox_id, card_chat = await asyncio.to_thread(
             self._finish_drafted, stored, analysis, verdict, draft, draft_verdict, ruling
         )
-        if outbox_id is not None and self._outbox is not None:
-            self._outbox.notify(stored.conversation_id)
+        if self._outbox is not None:
+            if outbox_id is not None:
+                self._outbox.notify(stored.conversation_id)
+            if card_chat is not None:
+                self._outbox.notify(card_chat)
         return Decision(
             ruling.action,
             ruling.reason,
@@ -218,7 +245,9 @@ class Pipeline:
             conversation = s.get_one(m.Conversation, stored.conversation_id)
             user = s.get(m.PlatformUser, stored.user_id) if stored.user_id else None
             mode = account.mode or self._default_mode
-            paused = account.paused or conversation.paused or bool(user and user.unreachable)
+            # A user who blocked the bot can't get private replies; in groups they still can.
+            blocked = bool(user and user.unreachable and conversation.kind == ChatKind.PRIVATE)
+            paused = account.paused or conversation.paused or blocked
             turns = history.recent_turns(
                 s, stored.conversation_id, stored.message_id, self._history_turns
             )
@@ -255,8 +284,10 @@ class Pipeline:
         draft: Draft,
         draft_verdict: Verdict,
         ruling: Ruling,
-    ) -> tuple[int, int | None]:
+    ) -> tuple[int, int | None, int | None]:
+        """Commit the outcome; returns the draft, its outbox row and the card's chat."""
         auto = ruling.action is DecisionAction.AUTO
+        card_chat = None
         with self._db.session() as s:
             history.save_analysis(s, stored.message_id, analysis, verdict)
             draft_id = draft_store.create_draft(
@@ -286,7 +317,7 @@ class Pipeline:
                 )
             review_chat = self._review_chats.get(draft_store.platform_of(s, stored.account_id))
             if not auto and review_chat is not None:
-                _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
+                card_chat = _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
         if draft.fallback_used:
             log.warning(
@@ -296,7 +327,7 @@ class Pipeline:
                 draft_id,
                 draft.raw[:200],
             )
-        return draft_id, outbox_id
+        return draft_id, outbox_id, card_chat
 
 
 def _chat_key(incoming: Incoming) -> tuple[str, str, str]:
@@ -314,7 +345,7 @@ def _duplicate(stored: history.Stored) -> Decision:
 
 def _enqueue_card(
     s: Session, stored: history.Stored, draft_id: int, chat_id: str, reason: str
-) -> None:
+) -> int:
     """Queue the moderators' card in the same transaction as the draft, so a crash can never
     leave a queued draft that no moderator was shown."""
     item = draft_store.get_item(s, draft_id)
@@ -331,3 +362,9 @@ def _enqueue_card(
         reply_to_id=None,
         kind=m.OutboxKind.CARD,
     )
+    return conversation_id
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we write is UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

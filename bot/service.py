@@ -108,7 +108,7 @@ class Service:
         )
         core = Core(db=db, pipeline=pipeline, outbox=outbox)
         self.running = Running(db, pipeline, outbox, self.channels, core)
-        scheduler = start_scheduler(outbox)
+        scheduler = start_scheduler(outbox, db)
         _install_signal_handlers(stop)
         started: list[Channel] = []
         try:
@@ -122,11 +122,15 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(outbox.idle(), DRAIN_ON_EXIT_S)
         finally:
+            # Stop taking messages, stop drafting (unhandled messages resume next start), then
+            # let the outbox finish the sends in progress, and only then drop connections.
             for channel in reversed(started):
                 await channel.stop()
             await pipeline.cancel_background()
             scheduler.shutdown(wait=False)
             await outbox.close()
+            for channel in reversed(started):
+                await channel.close()
             if owned_generator is not None:
                 owned_generator.close()
             db.dispose()

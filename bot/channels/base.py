@@ -62,7 +62,10 @@ class Channel(ABC):
 
     @abstractmethod
     async def stop(self) -> None:
-        """Stop taking messages and release connections. Safe to call twice."""
+        """Stop taking messages. Sending must keep working until `close`. Safe to call twice."""
+
+    async def close(self) -> None:  # noqa: B027  (optional hook: most channels hold nothing)
+        """Release connections, after the outbox has stopped sending. Default: nothing."""
 
     @abstractmethod
     async def send(self, message: Outgoing) -> str:

@@ -33,7 +33,6 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import (
     BadRequest,
     ChatMigrated,
-    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -60,7 +59,7 @@ from bot.channels.webhook_server import WebhookServer
 from bot.config import Settings
 from bot.core import ModAction, ModResult
 from bot.domain import ChatKind, Incoming, Outgoing, OutgoingKind, utcnow
-from bot.errors import ChannelError
+from bot.errors import ChannelError, StorageError
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -102,7 +101,7 @@ class TelegramChannel(Channel):
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
         self._webhook: WebhookServer | None = None
-        self._failed_updates: set[int] = set()
+        self._failed_updates: dict[int, BaseException | None] = {}
         self._failures: dict[int, int] = {}
         self._core: Core | None = None
         self._username = ""
@@ -141,13 +140,17 @@ class TelegramChannel(Channel):
         log.info("telegram channel started as @%s (%s)", self._username, self._mode())
 
     async def stop(self) -> None:
+        """Stop taking updates; sending keeps working until `close`."""
         self._stopping.set()
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         if self._webhook is not None:
             await self._webhook.stop()
+
+    async def close(self) -> None:
         if self._ready.is_set():
+            self._ready.clear()
             await self._app.shutdown()
 
     async def wait_closed(self) -> None:
@@ -182,28 +185,37 @@ class TelegramChannel(Channel):
                 raise ChannelError(
                     "Telegram refused the bot token; check AUTOREPLY_TELEGRAM_TOKEN"
                 ) from exc
-            except (Conflict, NetworkError) as exc:  # TimedOut is a NetworkError
+            except TelegramError as exc:  # Conflict, NetworkError/TimedOut, server errors
                 log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(POLL_BACKOFF_MAX_S, backoff * 2)
                 continue
-            backoff = 1.0
             for update in updates:
                 if await self._take_or_give_up(update):
                     offset = update.update_id + 1
+                    backoff = 1.0
                 else:
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(backoff)
+                    backoff = min(POLL_BACKOFF_MAX_S, backoff * 2)
                     break  # fetch it again: the offset has not moved past it
 
     async def _take_or_give_up(self, update: Update) -> bool:
-        """True when the offset may move past this update: it is stored, or it failed so
-        often that it would stall every chat behind it (then it is logged in full)."""
+        """True when the offset may move past this update: it is stored, or handling it
+        failed so often that it would stall every chat behind it (then it is logged in
+        full). While the database is down nothing is ever skipped: the loop waits."""
+        error: BaseException | None
         try:
             if await self._take(update):
                 self._failures.pop(update.update_id, None)
                 return True
-        except Exception:  # e.g. the database is down: keep the update, try again
-            log.exception("storing update %d failed", update.update_id)
+            error = self._failed_updates.get(update.update_id)
+        except StorageError as exc:
+            error = exc
+        if isinstance(error, StorageError):
+            log.warning(
+                "update %d not stored: %s; waiting for the database", update.update_id, error
+            )
+            return False
         failures = self._failures.get(update.update_id, 0) + 1
         self._failures[update.update_id] = failures
         if failures < MAX_UPDATE_FAILURES:
@@ -223,7 +235,7 @@ class TelegramChannel(Channel):
 
     async def _take(self, update: Update) -> bool:
         """Run the handlers for one update; True once it is committed."""
-        self._failed_updates.discard(update.update_id)
+        self._failed_updates.pop(update.update_id, None)
         await self._app.process_update(update)
         if update.update_id in self._failed_updates:
             return False
@@ -262,8 +274,8 @@ class TelegramChannel(Channel):
             return True  # a malformed push will not get better if Telegram resends it
         try:
             return await self._take(update)
-        except Exception:  # e.g. the database is down: answer 500, Telegram delivers again
-            log.exception("storing pushed update %d failed", update.update_id)
+        except StorageError as exc:  # answer 500: Telegram delivers it again later
+            log.warning("pushed update %d not stored: %s", update.update_id, exc)
             return False
 
     def _register_handlers(self) -> None:
@@ -283,7 +295,9 @@ class TelegramChannel(Channel):
         """The one place handler errors are logged. The update is not acknowledged, so it is
         delivered again (and deduplicated if it was stored after all)."""
         if isinstance(update, Update):
-            self._failed_updates.add(update.update_id)
+            self._failed_updates[update.update_id] = context.error
+        if isinstance(context.error, StorageError):  # logged once by the polling loop
+            return
         log.error("handling a Telegram update failed", exc_info=context.error)
 
     async def _on_message(self, update: Update, context: Context) -> None:
@@ -408,6 +422,8 @@ class TelegramChannel(Channel):
         assert self._core is not None
         if message is None or message.reply_to_message is None or not message.text:
             return
+        if not await self._core.record_update(self.platform, self.account, update.update_id):
+            return  # a redelivered edit
         card = message.reply_to_message
         user = message.from_user
         if user is None or card.from_user is None or card.from_user.id != self._app.bot.id:
@@ -553,7 +569,8 @@ def _send_error(exc: TelegramError) -> SendError:
             return SendError(str(exc))
         # A read/write timeout or a dropped connection: Telegram may have posted it.
         return SendError(f"{exc} (may have been delivered)", in_doubt=True)
-    return SendError(str(exc))
+    # Anything else (e.g. an unreadable answer) came after Telegram saw the request.
+    return SendError(f"{exc} (may have been delivered)", in_doubt=True)
 
 
 async def _answer(query: Any, text: str, *, alert: bool = False) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -99,6 +99,8 @@ def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
     ).one()
     if incoming.user_name and user.display_name != incoming.user_name and not user.erased:
         user.display_name = incoming.user_name
+    if user.unreachable and incoming.chat_kind is ChatKind.PRIVATE:
+        user.unreachable = False  # they write to us privately again, so they unblocked us
     return user.id
 
 
@@ -380,3 +382,16 @@ def record_outbound(
     session.add(row)
     session.flush()
     return row.id
+
+
+def prune_processed_updates(session: Session, older_than: timedelta) -> int:
+    """Forget delivery ids past any redelivery window (Telegram keeps updates for 24 hours).
+
+    Keeps the table small, and a bot idle for a week, whose update ids then restart at a
+    random number, cannot have new updates mistaken for old ones. Messages stay deduplicated
+    by their own platform ids.
+    """
+    result = session.execute(
+        delete(m.ProcessedUpdate).where(m.ProcessedUpdate.processed_at < utcnow() - older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -189,13 +189,20 @@ def mark_failed(session: Session, job: OutboxJob, error: str, status: m.OutboxSt
         )
 
 
-def recover_in_flight(session: Session) -> list[int]:
-    """After a crash: rows caught in `sending` are in doubt and become `unknown`.
+def recover_in_flight(session: Session, platforms: tuple[str, ...]) -> list[int]:
+    """After a crash: rows of these platforms caught in `sending` are in doubt and become
+    `unknown`.
 
     Platforms like Telegram take no idempotency key, so resending could post twice; a moderator
     decides instead (`autoreply queue list --unknown`).
     """
-    ids = list(session.scalars(select(m.OutboxItem.id).where(m.OutboxItem.status == S.SENDING)))
+    ids = list(
+        session.scalars(
+            select(m.OutboxItem.id)
+            .join(m.Account, m.OutboxItem.account_id == m.Account.id)
+            .where(m.OutboxItem.status == S.SENDING, m.Account.platform.in_(platforms))
+        )
+    )
     if ids:
         session.execute(
             update(m.OutboxItem)
@@ -289,6 +296,7 @@ def draft_for_card(session: Session, conversation_id: int, platform_message_id: 
         select(m.OutboxItem.draft_id).where(
             m.OutboxItem.conversation_id == conversation_id,
             m.OutboxItem.platform_message_id == platform_message_id,
+            m.OutboxItem.kind == m.OutboxKind.CARD,
             m.OutboxItem.draft_id.is_not(None),
         )
     ).first()
