@@ -46,6 +46,19 @@ def _enqueue(db: Database, chat: str, texts: list[str], kind: ChatKind = ChatKin
         return conversation_id
 
 
+def _drain(db: Database, channel: RecordingChannel, *conversations: int) -> None:
+    """Send everything pending in these conversations, then stop."""
+
+    async def go() -> None:
+        outbox = Outbox(db, {"console": channel}, FAST)
+        for conversation_id in conversations:
+            outbox.notify(conversation_id)
+        await outbox.idle()
+        await outbox.close()
+
+    asyncio.run(go())
+
+
 def _statuses(db: Database) -> list[str]:
     with db.session() as s:
         return [r.value for r in s.scalars(select(m.OutboxItem.status).order_by(m.OutboxItem.id))]
@@ -56,14 +69,7 @@ def test_each_chat_sends_in_order_and_records_outbound(migrated_db: Database) ->
     b = _enqueue(migrated_db, "B", ["b1", "b2"])
     channel = RecordingChannel(delay=0.01)
 
-    async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
-        outbox.notify(a)
-        outbox.notify(b)
-        await outbox.idle()
-        await outbox.close()
-
-    asyncio.run(go())
+    _drain(migrated_db, channel, a, b)
     by_chat: dict[str, list[str]] = {}
     for sent in channel.sent:
         by_chat.setdefault(sent.message.chat_id, []).append(sent.message.text)
@@ -90,14 +96,7 @@ def test_rate_limit_waits_in_its_own_chat_only(migrated_db: Database) -> None:
 
     channel = RecordingChannel(fail=limit_first_a)
 
-    async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
-        outbox.notify(a)
-        outbox.notify(b)
-        await outbox.idle()
-        await outbox.close()
-
-    asyncio.run(go())
+    _drain(migrated_db, channel, a, b)
     order = [s.message.text for s in channel.sent]
     # Chat B did not wait for chat A's back-off, and chat A kept its own order.
     assert order.index("b3") < order.index("a1") < order.index("a2")
@@ -135,13 +134,7 @@ def test_transient_errors_back_off_then_fail(migrated_db: Database) -> None:
     a = _enqueue(migrated_db, "A", ["a1"])
     channel = RecordingChannel(fail=lambda message, attempt: SendError("connection refused"))
 
-    async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
-        outbox.notify(a)
-        await outbox.idle()
-        await outbox.close()
-
-    asyncio.run(go())
+    _drain(migrated_db, channel, a)
     assert len(channel.attempts) == FAST.max_attempts
     assert _statuses(migrated_db) == ["failed"]
 
@@ -152,13 +145,7 @@ def test_blocked_user_is_marked_unreachable(migrated_db: Database) -> None:
         fail=lambda message, attempt: SendError("blocked", permanent=True, unreachable_user=True)
     )
 
-    async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
-        outbox.notify(a)
-        await outbox.idle()
-        await outbox.close()
-
-    asyncio.run(go())
+    _drain(migrated_db, channel, a)
     assert len(channel.attempts) == 1  # the second reply is not even tried
     assert _statuses(migrated_db) == ["failed", "failed"]
     with migrated_db.session() as s:
