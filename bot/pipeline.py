@@ -319,8 +319,8 @@ class Pipeline:
             if not auto and review_chat is not None:
                 card_chat = _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
-        if draft.fallback_used:
-            log.warning(
+        if draft.fallback_used:  # the generator already warned; this ties it to the draft
+            log.info(
                 "message %d: the model's draft was empty after clean-up, the fallback reply "
                 "stands in (draft %d, raw output %r)",
                 stored.message_id,
