@@ -132,7 +132,10 @@ class Settings(BaseSettings):
         None, description="Line appended to every reply, e.g. 'AI-written reply'."
     )
     telegram_user_cooldown_s: float = Field(
-        10.0, ge=0.0, description="After answering a user, ignore their next messages this long."
+        5.0,
+        ge=0.0,
+        description="After answering a user in a chat, their messages handled within this many "
+        "seconds get no answer (a burst gets one reply, not twenty); 0 turns it off.",
     )
     telegram_poll_timeout_s: int = Field(25, ge=0, le=50, description="getUpdates long poll.")
     # --- logging -------------------------------------------------------------------------

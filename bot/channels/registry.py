@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
@@ -35,6 +36,9 @@ def build_channels(settings: Settings, *, stdin: BinaryIO, stdout: TextIO) -> li
 def _telegram(settings: Settings) -> Channel | None:
     if settings.telegram_token is None:
         return None
+    # PTB warns on every RetryAfter.retry_after access unless told to use timedeltas, which
+    # our code handles; it reads this when imported.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     from bot.channels.telegram import TelegramChannel  # PTB loads only when configured
 
     return TelegramChannel(settings)

@@ -201,3 +201,22 @@ def test_reply_in_doubt_is_never_resent_and_moderators_are_told(
     assert len(api.calls("sendMessage", ALICE.id)) == 1  # not resent
     assert "may or may not have been delivered" in (notice.text or "")
     assert CannedDrafter.text in (notice.text or "")
+
+
+def test_a_flood_from_one_user_gets_one_answer(api: FakeBotApiClient, start_bot: StartBot) -> None:
+    api.add_chat(f.FakeChat.private(ALICE))
+    bot = start_bot(telegram_user_cooldown_s=30)
+    api.inject_many([f.private_message(ALICE, f"hello?? {n}") for n in range(20)])
+    bot.wait_until(
+        lambda: (
+            bot.count(m.Message, m.Message.direction == m.Direction.INBOUND) == 20
+            and bot.count(m.Message, m.Message.handled_at.is_(None)) == 0
+        ),
+        what="all twenty handled",
+    )
+    api.wait_for_calls(1, chat_id=ALICE.id)
+    bot.stop()
+
+    assert len(api.sent_messages(ALICE.id)) == 1
+    cooled = m.Message.decision_reason.like("cooldown%")
+    assert bot.count(m.Message, cooled) == 19  # stored, analysed, not answered
