@@ -161,13 +161,9 @@ class Outbox:
 
     async def _deliver(self, job: outbox_store.OutboxJob) -> None:
         channel = self._channels.get(job.platform)
-        if channel is None:
-            await asyncio.to_thread(
-                self._finish_failed,
-                job,
-                f"no channel for platform {job.platform!r} is running in this process",
-                m.OutboxStatus.PENDING,
-            )
+        if channel is None:  # another process serves it; leave the row for that one
+            error = f"no channel for platform {job.platform!r} is running in this process"
+            await self._record(self._retry_later, job, error)
             return
         outgoing = Outgoing(
             platform=job.platform,
@@ -215,14 +211,9 @@ class Outbox:
         with self._db.session() as s:
             outbox_store.mark_sent(s, job, platform_id)
 
-    def _finish_failed(
-        self, job: outbox_store.OutboxJob, error: str, status: m.OutboxStatus
-    ) -> None:
+    def _retry_later(self, job: outbox_store.OutboxJob, error: str) -> None:
         with self._db.session() as s:
-            if status is m.OutboxStatus.PENDING:
-                outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
-            else:
-                outbox_store.mark_failed(s, job, error, status)
+            outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
 
     def _after_error(self, job: outbox_store.OutboxJob, exc: SendError) -> int | None:
         """Record a failed send; returns the moderators' chat to wake for an in-doubt notice."""

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -31,6 +31,7 @@ from bot.domain import (
     Mode,
     Turn,
     Verdict,
+    as_utc,
     utcnow,
 )
 from bot.keyed_lock import KeyedLocks
@@ -169,7 +170,7 @@ class Pipeline:
         too_old = utcnow() - RESUME_MAX_AGE
         for message_id in ids:
             incoming, stored = await asyncio.to_thread(self._load, message_id)
-            if _aware(incoming.sent_at) < too_old:
+            if as_utc(incoming.sent_at) < too_old:
                 # Answering a day late does more harm than good; it stays visible as ignored.
                 ruling = Ruling(DecisionAction.IGNORE, "too old to answer after a restart")
                 await asyncio.to_thread(self._mark, stored, ruling)
@@ -216,7 +217,7 @@ class Pipeline:
         draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
         ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
         draft_id, outbox_id, card_chat = await asyncio.to_thread(
-            self._finish_drafted, stored, analysis, verdict, draft, draft_verdict, ruling
+            self._finish_drafted, incoming, stored, analysis, verdict, draft, draft_verdict, ruling
         )
         if self._outbox is not None:
             if outbox_id is not None:
@@ -278,6 +279,7 @@ class Pipeline:
 
     def _finish_drafted(
         self,
+        incoming: Incoming,
         stored: history.Stored,
         analysis: Analysis,
         verdict: Verdict,
@@ -315,7 +317,7 @@ class Pipeline:
                     draft_id=draft_id,
                     reply_to_id=stored.message_id,
                 )
-            review_chat = self._review_chats.get(draft_store.platform_of(s, stored.account_id))
+            review_chat = self._review_chats.get(incoming.platform)
             if not auto and review_chat is not None:
                 card_chat = _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
@@ -363,8 +365,3 @@ def _enqueue_card(
         kind=m.OutboxKind.CARD,
     )
     return conversation_id
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we write is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

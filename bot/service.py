@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.channels.base import Channel
 from bot.config import Settings
@@ -136,8 +136,8 @@ class Service:
             db.dispose()
 
 
-async def _until_first(stop: asyncio.Event, waits: list[object]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
+async def _until_first(stop: asyncio.Event, waits: list[Coroutine[Any, Any, None]]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
     stopper = asyncio.ensure_future(stop.wait())
     try:
         done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -102,6 +102,7 @@ class TelegramChannel(Channel):
         self._poller: asyncio.Task[None] | None = None
         self._webhook: WebhookServer | None = None
         self._failed_updates: dict[int, BaseException | None] = {}
+        self._stored_updates: set[int] = set()  # committed by a handler during _take
         self._failures: dict[int, int] = {}
         self._core: Core | None = None
         self._username = ""
@@ -237,11 +238,13 @@ class TelegramChannel(Channel):
         """Run the handlers for one update; True once it is committed."""
         self._failed_updates.pop(update.update_id, None)
         await self._app.process_update(update)
+        stored = update.update_id in self._stored_updates
+        self._stored_updates.discard(update.update_id)
         if update.update_id in self._failed_updates:
             return False
-        assert self._core is not None
-        # Updates no handler stores (channel posts, stickers, ...) are marked taken in here.
-        await self._core.record_update(self.platform, self.account, update.update_id)
+        if not stored:  # no handler stored it (channel posts, stickers, ...): mark it taken
+            assert self._core is not None
+            await self._core.record_update(self.platform, self.account, update.update_id)
         return True
 
     async def _start_webhook(self) -> None:
@@ -305,7 +308,8 @@ class TelegramChannel(Channel):
         if incoming is None:
             return  # no text, a channel post, or chatter we don't keep: _take records it
         assert self._core is not None
-        await self._core.accept(incoming)
+        await self._core.accept(incoming)  # stores the update id with the message
+        self._stored_updates.add(update.update_id)
 
     def _incoming(self, update: Update) -> Incoming | None:
         message = update.message or update.edited_message
@@ -383,6 +387,7 @@ class TelegramChannel(Channel):
             is_moderator=self._is_moderator(user_id),
             in_review_chat=str(message.chat.id) == self.review_chat_id,
         )
+        self._stored_updates.add(update.update_id)
 
     # --- moderators -----------------------------------------------------------------------
 
@@ -392,7 +397,9 @@ class TelegramChannel(Channel):
     async def _on_button(self, update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None and self._core is not None
-        if not await self._core.record_update(self.platform, self.account, update.update_id):
+        fresh = await self._core.record_update(self.platform, self.account, update.update_id)
+        self._stored_updates.add(update.update_id)
+        if not fresh:
             return  # a redelivered press
         try:
             action, draft_id = callback_data.verify(query.data or "", self._key)
@@ -422,7 +429,9 @@ class TelegramChannel(Channel):
         assert self._core is not None
         if message is None or message.reply_to_message is None or not message.text:
             return
-        if not await self._core.record_update(self.platform, self.account, update.update_id):
+        fresh = await self._core.record_update(self.platform, self.account, update.update_id)
+        self._stored_updates.add(update.update_id)
+        if not fresh:
             return  # a redelivered edit
         card = message.reply_to_message
         user = message.from_user

@@ -23,6 +23,7 @@ from transformers import GenerationConfig
 from bot.config import DEFAULT_FALLBACK, DEFAULT_PERSONA, Settings
 from bot.domain import Draft, Turn
 from bot.errors import GenerationError
+from bot.nlp.loading import first_line
 from bot.nlp.models import ModelHost
 from bot.nlp.prompts import Prompt, PromptFormat, build_prompt, clean_reply
 
@@ -207,7 +208,7 @@ class ReplyGenerator:
             )
         except RuntimeError as exc:  # torch failures, e.g. out of memory
             raise GenerationError(
-                f"the model failed while drafting ({_first_line(exc)}); lower "
+                f"the model failed while drafting ({first_line(exc)}); lower "
                 "AUTOREPLY_MAX_NEW_TOKENS or the batch size, or check the device"
             ) from exc
 
@@ -239,8 +240,3 @@ class ReplyGenerator:
             prompt_tokens=len(prompt.input_ids),
             new_tokens=len(generated),
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

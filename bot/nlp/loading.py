@@ -156,7 +156,7 @@ def _load_error(
             "(save_pretrained layout) or a .gguf file, or connect once to download it."
         )
     return ModelLoadError(
-        f"cannot load model {model!r}: {_first_line(exc)}. Set AUTOREPLY_MODEL to a causal LM "
+        f"cannot load model {model!r}: {first_line(exc)}. Set AUTOREPLY_MODEL to a causal LM "
         "directory (save_pretrained layout), a .gguf file or a hub id"
     )
 
@@ -170,6 +170,6 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0].rstrip(".:") if text else type(exc).__name__

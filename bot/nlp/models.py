@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from bot.errors import ModelLoadError, NotFoundError
-from bot.nlp.loading import _first_line, _load_pretrained, _pick_device, _resolve_source
+from bot.nlp.loading import _load_pretrained, _pick_device, _resolve_source, first_line
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class ModelHost:
             self._undo_failed_load(name)
             raise ModelLoadError(
                 f"cannot load LoRA adapter {name!r} from {adapter_dir} onto {self.model_id!r}: "
-                f"{_first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained for this model"
+                f"{first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained for this model"
             ) from exc
         _to_eval(self._model, self.device)
         self.set_active_adapter(name)

@@ -197,7 +197,3 @@ def audit_trail(session: Session, draft_id: int) -> list[AuditEntry]:
         AuditEntry(r.moderator, r.action.value, r.before_text, r.after_text, r.note, r.created_at)
         for r in rows
     ]
-
-
-def platform_of(session: Session, account_id: int) -> str:
-    return session.get_one(m.Account, account_id).platform

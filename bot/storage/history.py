@@ -6,8 +6,8 @@ Functions take an open Session; the caller owns the unit of work (`with db.sessi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import Insert, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +22,7 @@ from bot.domain import (
     Role,
     Turn,
     Verdict,
+    as_utc,
     utcnow,
 )
 from bot.storage import models as m
@@ -73,30 +74,37 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+_Row = TypeVar("_Row", bound=m.Base)
+
+
+def _get_or_create(
+    session: Session, model: type[_Row], keys: dict[str, Any], extra: dict[str, Any] | None = None
+) -> _Row:
+    """The row with these unique `keys`, inserting it (with `extra`) when missing.
+
+    Looks first, so the usual case writes nothing; a race with another worker is settled by
+    the insert's ON CONFLICT DO NOTHING.
+    """
+    where = [getattr(model, name) == value for name, value in keys.items()]
+    row = session.scalars(select(model).where(*where)).first()
+    if row is None:
+        _insert_ignoring_conflicts(session, model, {**keys, **(extra or {})})
+        row = session.scalars(select(model).where(*where)).one()
+    return row
+
+
 def ensure_account(session: Session, platform: str, handle: str) -> AccountInfo:
-    _insert_ignoring_conflicts(session, m.Account, {"platform": platform, "handle": handle})
-    row = session.scalars(
-        select(m.Account).where(m.Account.platform == platform, m.Account.handle == handle)
-    ).one()
+    row = _get_or_create(session, m.Account, {"platform": platform, "handle": handle})
     return AccountInfo(row.id, row.platform, row.handle, row.persona, row.mode, row.paused)
 
 
 def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
-    _insert_ignoring_conflicts(
+    user = _get_or_create(
         session,
         m.PlatformUser,
-        {
-            "account_id": account_id,
-            "platform_user_id": incoming.user_id,
-            "display_name": incoming.user_name,
-        },
+        {"account_id": account_id, "platform_user_id": incoming.user_id},
+        {"display_name": incoming.user_name},
     )
-    user = session.scalars(
-        select(m.PlatformUser).where(
-            m.PlatformUser.account_id == account_id,
-            m.PlatformUser.platform_user_id == incoming.user_id,
-        )
-    ).one()
     if incoming.user_name and user.display_name != incoming.user_name and not user.erased:
         user.display_name = incoming.user_name
     if user.unreachable and incoming.chat_kind is ChatKind.PRIVATE:
@@ -105,25 +113,19 @@ def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
 
 
 def _ensure_conversation(session: Session, account_id: int, incoming: Incoming) -> m.Conversation:
-    conversation_id = ensure_conversation_id(
-        session, account_id, incoming.chat_id, incoming.chat_kind, incoming.chat_title
+    return _get_or_create(
+        session,
+        m.Conversation,
+        {"account_id": account_id, "chat_id": incoming.chat_id},
+        {"kind": incoming.chat_kind, "title": incoming.chat_title},
     )
-    return session.get_one(m.Conversation, conversation_id)
 
 
 def ensure_conversation_id(
     session: Session, account_id: int, chat_id: str, kind: ChatKind, title: str | None
 ) -> int:
-    _insert_ignoring_conflicts(
-        session,
-        m.Conversation,
-        {"account_id": account_id, "chat_id": chat_id, "kind": kind, "title": title},
-    )
-    return session.scalars(
-        select(m.Conversation.id).where(
-            m.Conversation.account_id == account_id, m.Conversation.chat_id == chat_id
-        )
-    ).one()
+    keys = {"account_id": account_id, "chat_id": chat_id}
+    return _get_or_create(session, m.Conversation, keys, {"kind": kind, "title": title}).id
 
 
 def answered_recently(
@@ -147,11 +149,7 @@ def answered_recently(
         .order_by(m.Message.id.desc())
         .limit(1)
     ).first()
-    if latest is None:
-        return False
-    if latest.tzinfo is None:  # SQLite returns naive datetimes; we always write UTC
-        latest = latest.replace(tzinfo=UTC)
-    return latest >= since
+    return latest is not None and as_utc(latest) >= since
 
 
 def ingest(session: Session, incoming: Incoming) -> Stored:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import ChatKind, utcnow
+from bot.domain import ChatKind, as_utc, utcnow
 from bot.storage import models as m
 from bot.storage.history import ensure_conversation_id, record_outbound
 
@@ -75,15 +75,6 @@ def enqueue(
     return row.id
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we write is UTC.
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime | None:
     """Claim the oldest pending row of a conversation.
 
@@ -98,7 +89,7 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
     ).first()
     if head is None:
         return None
-    due = _aware(head.next_attempt_at)
+    due = head.next_attempt_at and as_utc(head.next_attempt_at)
     if due is not None and due > utcnow():
         return due
     attempts = head.attempts + 1  # read before the UPDATE, which refreshes `head` in place

@@ -39,7 +39,7 @@ def test_env_overrides_and_comma_separated_labels(monkeypatch: pytest.MonkeyPatc
     s = load_settings()
     assert s.mode is Mode.AUTO and s.max_new_tokens == 20
     assert s.intent_labels == ("question", "complaint", "other")
-    assert not s.is_sqlite
+    assert s.database_url.startswith("postgresql+psycopg://")
 
 
 def test_toml_file_is_read_and_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
