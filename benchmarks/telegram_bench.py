@@ -1,4 +1,4 @@
-"""Telegram delivery under stress, against the fake Bot API from the test suite.
+"""Telegram delivery under stress, against the fake Bot API (benchmarks.fake_bot_api).
 
 Two scenarios, each measured side by side with its own baseline in one run:
 
@@ -8,8 +8,8 @@ Two scenarios, each measured side by side with its own baseline in one run:
 2. 429: one chat answers 429 with retry_after=R on its first reply. Reports how much later
    the other chats' replies came than in a baseline run without the 429.
 
-Run from a source checkout: `python -m benchmarks.telegram_bench` (or `autoreply bench
-telegram`). Uses the tiny test model unless --model is given.
+Run: `python -m benchmarks.telegram_bench` (or `autoreply bench telegram`). Uses the tiny
+offline model of `benchmarks.tiny_model` (the tests' model too) unless --model is given.
 """
 
 from __future__ import annotations
@@ -25,22 +25,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
+from benchmarks.fake_bot_api import factories as f
 
 
-def _imports() -> Any:
-    sys.path.insert(0, str(REPO))
-    from tests.telegram import factories
-    from tests.telegram.fake_bot_api import FakeBotApiServer
-
-    return factories, FakeBotApiServer
-
-
-def _env(api: Any, db_file: Path, model: str, **extra: str) -> dict[str, str]:
+def _env(api: FakeBotApiClient, db_file: Path, model: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "AUTOREPLY_DATABASE_URL": f"sqlite:///{db_file}",
@@ -92,8 +84,7 @@ def _unfinished(db_file: Path) -> int:
 
 
 def kill_scenario(model: str, messages: int, chats: int, kill: bool) -> dict[str, float]:
-    f, server_cls = _imports()
-    with tempfile.TemporaryDirectory() as tmp, server_cls() as server, server.client() as api:
+    with tempfile.TemporaryDirectory() as tmp, FakeBotApiServer() as server, server.client() as api:
         api.add_chat(f.FakeChat.supergroup(-1009000, "Moderators"))
         groups = [f.FakeChat.supergroup(-100800 - i, f"group {i}") for i in range(chats)]
         for g in groups:
@@ -175,8 +166,7 @@ def kill_scenario(model: str, messages: int, chats: int, kill: bool) -> dict[str
 def rate_limit_scenario(
     model: str, chats: int, retry_after: int, limited: bool
 ) -> dict[str, float]:
-    f, server_cls = _imports()
-    with tempfile.TemporaryDirectory() as tmp, server_cls() as server, server.client() as api:
+    with tempfile.TemporaryDirectory() as tmp, FakeBotApiServer() as server, server.client() as api:
         groups = [f.FakeChat.supergroup(-100900 - i, f"group {i}") for i in range(chats)]
         for g in groups:
             api.add_chat(g)
@@ -216,8 +206,7 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> str:
 def run(model: str | None = None, messages: int = 1000, chats: int = 50) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         if model is None:
-            sys.path.insert(0, str(REPO))
-            from tests.fixtures.models import build_tiny_model
+            from benchmarks.tiny_model import build_tiny_model  # torch: only when needed
 
             model = str(build_tiny_model(Path(tmp) / "tiny"))
         kill = {

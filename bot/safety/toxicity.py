@@ -140,11 +140,13 @@ class ProfanityCheckWorker(ToxicityScorer):
     def submit(self, texts: Sequence[str]) -> Future[list[float]]:
         future: Future[list[float]] = Future()
         with self._lock:
+            # Closed first: once close() returns, the reader has also recorded the child's exit
+            # as a failure, and a "model failed to load" error would mislead.
+            if self._closed:
+                raise RuntimeError("this ProfanityCheckWorker is closed; start a new one")
             if self._failure is not None:
                 future.set_exception(self._failure)
                 return future
-            if self._closed:
-                raise RuntimeError("this ProfanityCheckWorker is closed; start a new one")
             self._pending.append(future)
             self._outbox.put(json.dumps(list(texts)).encode("ascii") + b"\n")
         return future

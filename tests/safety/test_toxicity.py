@@ -56,7 +56,14 @@ def test_a_dead_worker_fails_with_an_actionable_error() -> None:
             worker.score_many(["again"])
 
 
-def test_closing_twice_is_harmless(worker: ProfanityCheckWorker) -> None:
-    scorer = ProfanityCheckScorer()
-    scorer.close()
-    scorer.close()
+def test_close_answers_pending_requests_ends_the_child_and_refuses_new_ones() -> None:
+    worker = ProfanityCheckWorker.start()  # its own child, not the module fixture's
+    child = worker._process
+    pending = worker.submit(TOXIC[:1])  # asked before close: close must not drop it
+    worker.close()
+    assert child.returncode == 0  # the child saw its stdin close, exited cleanly and was reaped
+    assert pending.done() and pending.result()[0] >= 0.85
+    worker.close()  # a second close is a no-op: no error, no hang
+    assert child.returncode == 0
+    with pytest.raises(RuntimeError, match="closed; start a new one"):
+        worker.submit(["after close"])

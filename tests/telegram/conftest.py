@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
+from benchmarks.fake_bot_api import factories as f
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings
 from bot.domain import Mode
@@ -20,8 +22,6 @@ from bot.service import Service
 from bot.storage import models as m
 from bot.storage.db import Database
 from tests.fakes import CannedDrafter
-from tests.telegram import factories as f
-from tests.telegram.fake_bot_api import FakeBotApiClient, FakeBotApiServer
 
 MODS = f.FakeChat.supergroup(-1009000, "Moderators")
 ALICE = f.FakeUser(1001, "Alice", "alice")

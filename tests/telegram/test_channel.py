@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
+from benchmarks.fake_bot_api import FakeBotApiClient
+from benchmarks.fake_bot_api import factories as f
 from bot.core import ModAction
 from bot.storage import models as m
 from tests.fakes import CannedDrafter
-from tests.telegram import factories as f
 from tests.telegram.conftest import ALICE, BOB, MODERATOR, MODS, StartBot
-from tests.telegram.fake_bot_api import FakeBotApiClient
 
 GROUP = f.FakeChat.supergroup(-100111, "Shop fans")
 

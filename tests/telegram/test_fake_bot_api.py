@@ -40,8 +40,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from tests.telegram import factories as f
-from tests.telegram.fake_bot_api import (
+from benchmarks.fake_bot_api import (
     REPO_ROOT,
     FakeBotApiClient,
     FakeBotApiConfig,
@@ -50,6 +49,7 @@ from tests.telegram.fake_bot_api import (
     parse_html,
     wait_until,
 )
+from benchmarks.fake_bot_api import factories as f
 
 T = TypeVar("T")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from benchmarks.fake_bot_api import FakeBotApiClient
+from benchmarks.fake_bot_api import factories as f
+from benchmarks.fake_bot_api.results import RecordedCall
 from bot.channels.callback_data import derive_key, sign
 from bot.storage import models as m
-from tests.telegram import factories as f
 from tests.telegram.conftest import ALICE, MALLORY, MODERATOR, MODS, RunningBot, StartBot
-from tests.telegram.fake_bot_api import FakeBotApiClient
-from tests.telegram.fake_bot_api.results import RecordedCall
 
 PRIVATE = f.FakeChat.private(ALICE)
 

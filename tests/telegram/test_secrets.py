@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.telegram import factories as f
+from benchmarks.fake_bot_api import FakeBotApiClient
+from benchmarks.fake_bot_api import factories as f
 from tests.telegram.conftest import ALICE
-from tests.telegram.fake_bot_api import FakeBotApiClient
 
 
 def test_token_is_never_logged(api: FakeBotApiClient, tmp_path: Path) -> None:

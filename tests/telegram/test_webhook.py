@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import socket
 
+from benchmarks.fake_bot_api import FakeBotApiClient
+from benchmarks.fake_bot_api import factories as f
 from bot.storage import models as m
-from tests.telegram import factories as f
 from tests.telegram.conftest import BOB, StartBot
-from tests.telegram.fake_bot_api import FakeBotApiClient
 
 GROUP = f.FakeChat.supergroup(-100555, "Hooked")
 SECRET = "s3cret_Token-1"

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from tests.telegram.fake_bot_api.core import post_webhook
-from tests.telegram.fake_bot_api.methods import BotMethods
-from tests.telegram.fake_bot_api.state import ControlError, FakeBotApiState, FaultRule, JSONDict
-from tests.telegram.fake_bot_api.updates import UpdateQueue
+from benchmarks.fake_bot_api.core import post_webhook
+from benchmarks.fake_bot_api.methods import BotMethods
+from benchmarks.fake_bot_api.state import ControlError, FakeBotApiState, FaultRule, JSONDict
+from benchmarks.fake_bot_api.updates import UpdateQueue
 
 
 class ControlActions(BotMethods, UpdateQueue):

@@ -12,8 +12,8 @@ import copy
 import time
 from typing import Any
 
-from tests.telegram.fake_bot_api.core import FakeBotApiCore, Reply, message_key, without_reply
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.core import FakeBotApiCore, Reply, message_key, without_reply
+from benchmarks.fake_bot_api.state import (
     MESSAGE_KINDS,
     POLL_CONFLICT,
     WEBHOOK_CONFLICT,

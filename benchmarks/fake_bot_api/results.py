@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tests.telegram.fake_bot_api.state import ChatId, JSONDict
+from benchmarks.fake_bot_api.state import ChatId, JSONDict
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.telegram.factories import (
+from benchmarks.fake_bot_api.factories import (
     DEFAULT_BOT_FIRST_NAME,
     DEFAULT_BOT_USERNAME,
     DEFAULT_TOKEN,

@@ -1,10 +1,10 @@
-"""A fake Telegram Bot API server for tests: real python-telegram-bot talks HTTP to it.
+"""A fake Telegram Bot API server: real python-telegram-bot talks HTTP to it.
 
 Point PTB at it with ``ApplicationBuilder().base_url(client.bot_base_url)`` or
 ``Bot(client.token, base_url=client.bot_base_url)``. The fake keeps all of its state (pending
 updates, the offset, every call the bot made, fault rules) in the server, which runs either in
 a background thread with its own event loop (:class:`FakeBotApiServer`) or in a subprocess
-(:class:`FakeBotApiProcess`, ``python -m tests.telegram.fake_bot_api --port 0``), so a bot
+(:class:`FakeBotApiProcess`, ``python -m benchmarks.fake_bot_api --port 0``), so a bot
 process can be killed and restarted while the server keeps going. Tests drive and inspect it
 through a small JSON control API under ``/_control/<action>``, wrapped by
 :class:`FakeBotApiClient`::
@@ -43,13 +43,13 @@ subprocess runners), :mod:`.cli` (``python -m``), :mod:`.client` and :mod:`.resu
 side). Import everything from this package.
 """
 
-from tests.telegram.fake_bot_api.api import FakeBotApi
-from tests.telegram.fake_bot_api.cli import main
-from tests.telegram.fake_bot_api.client import FakeBotApiClient, FakeBotApiControlError, wait_until
-from tests.telegram.fake_bot_api.core import Reply
-from tests.telegram.fake_bot_api.params import coerce_params, parse_html
-from tests.telegram.fake_bot_api.results import Counters, RecordedCall, WebhookPush
-from tests.telegram.fake_bot_api.server import (
+from benchmarks.fake_bot_api.api import FakeBotApi
+from benchmarks.fake_bot_api.cli import main
+from benchmarks.fake_bot_api.client import FakeBotApiClient, FakeBotApiControlError, wait_until
+from benchmarks.fake_bot_api.core import Reply
+from benchmarks.fake_bot_api.params import coerce_params, parse_html
+from benchmarks.fake_bot_api.results import Counters, RecordedCall, WebhookPush
+from benchmarks.fake_bot_api.server import (
     READY_PREFIX,
     REPO_ROOT,
     FakeBotApiProcess,
@@ -57,7 +57,7 @@ from tests.telegram.fake_bot_api.server import (
     make_app,
     serve,
 )
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.state import (
     BLOCKED,
     CHAT_ACTIONS,
     MAX_CALLBACK_DATA_BYTES,

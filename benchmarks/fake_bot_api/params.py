@@ -7,8 +7,8 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from tests.telegram.factories import utf16_len
-from tests.telegram.fake_bot_api.state import BotApiError, JSONDict, names
+from benchmarks.fake_bot_api.factories import utf16_len
+from benchmarks.fake_bot_api.state import BotApiError, JSONDict, names
 
 # Form-encoded parameters arrive as strings; these are decoded before the methods see them.
 _JSON_PARAMS = names(

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from tests.telegram.factories import FakeChat, FakeUser
-from tests.telegram.fake_bot_api.results import Counters, RecordedCall, WebhookPush
-from tests.telegram.fake_bot_api.state import BLOCKED, ChatId, FaultAction, FaultRule, JSONDict
+from benchmarks.fake_bot_api.factories import FakeChat, FakeUser
+from benchmarks.fake_bot_api.results import Counters, RecordedCall, WebhookPush
+from benchmarks.fake_bot_api.state import BLOCKED, ChatId, FaultAction, FaultRule, JSONDict
 
 
 class FakeBotApiControlError(RuntimeError):
@@ -83,7 +83,7 @@ class FakeBotApiClient:
         return dict(self._control("add_chat", {"chat": chat.to_json()}))
 
     def inject(self, update: JSONDict) -> JSONDict:
-        """Queue one update built with :mod:`tests.telegram.factories`; returns it as stored."""
+        """Queue one update built with :mod:`.factories`; returns it as stored."""
         return dict(self.inject_many([update])[0])
 
     def inject_many(self, updates: Iterable[JSONDict]) -> list[JSONDict]:

@@ -1,4 +1,4 @@
-"""The base of :class:`~tests.telegram.fake_bot_api.api.FakeBotApi`: state, lifecycle, webhook.
+"""The base of :class:`~benchmarks.fake_bot_api.api.FakeBotApi`: state, lifecycle, webhook.
 
 :class:`FakeBotApiCore` owns the state and the waiters, starts and stops the background work
 (webhook pusher, autosave) and has the chat and message look-ups that the Bot API methods
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.state import (
     OPT_IN_UPDATES,
     BotApiError,
     FakeBotApiConfig,

@@ -1,6 +1,6 @@
 """A fake Telegram Bot API server for tests: real python-telegram-bot talks HTTP to it.
 
-The standalone entry point, ``python -m tests.telegram.fake_bot_api --port 0``: it prints
+The standalone entry point, ``python -m benchmarks.fake_bot_api --port 0``: it prints
 ``FAKE_BOT_API_READY <url>`` on stdout once it listens (what :class:`FakeBotApiProcess` waits
 for) and serves until SIGTERM/SIGINT or ``/_control/shutdown``.
 """
@@ -12,9 +12,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from tests.telegram.fake_bot_api.api import FakeBotApi
-from tests.telegram.fake_bot_api.server import READY_PREFIX, serve
-from tests.telegram.fake_bot_api.state import FakeBotApiConfig, FakeBotApiState
+from benchmarks.fake_bot_api.api import FakeBotApi
+from benchmarks.fake_bot_api.server import READY_PREFIX, serve
+from benchmarks.fake_bot_api.state import FakeBotApiConfig, FakeBotApiState
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

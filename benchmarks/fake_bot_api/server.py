@@ -2,7 +2,7 @@
 
 :func:`serve` runs the Bot API (``/bot<token>/<method>``) and the control API
 (``/_control/<action>``) until told to stop; :class:`FakeBotApiServer` runs it in a daemon
-thread, :class:`FakeBotApiProcess` as ``python -m tests.telegram.fake_bot_api``.
+thread, :class:`FakeBotApiProcess` as ``python -m benchmarks.fake_bot_api``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import tornado.netutil
 import tornado.web
 from tornado.http1connection import HTTP1Connection
 
-from tests.telegram.fake_bot_api.api import FakeBotApi
-from tests.telegram.fake_bot_api.client import FakeBotApiClient
-from tests.telegram.fake_bot_api.params import coerce_params
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.api import FakeBotApi
+from benchmarks.fake_bot_api.client import FakeBotApiClient
+from benchmarks.fake_bot_api.params import coerce_params
+from benchmarks.fake_bot_api.state import (
     BotApiError,
     ControlError,
     FakeBotApiConfig,
@@ -36,7 +36,8 @@ from tests.telegram.fake_bot_api.state import (
 )
 
 READY_PREFIX = "FAKE_BOT_API_READY"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+# The folder holding the `benchmarks` package: the checkout, or site-packages when installed.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------- HTTP layer
@@ -236,7 +237,7 @@ class FakeBotApiServer:
 
 
 class FakeBotApiProcess:
-    """Runs ``python -m tests.telegram.fake_bot_api`` so the fake outlives bot processes."""
+    """Runs ``python -m benchmarks.fake_bot_api`` so the fake outlives bot processes."""
 
     def __init__(
         self, config: FakeBotApiConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
@@ -257,7 +258,7 @@ class FakeBotApiProcess:
     def start(self, timeout: float = 15.0) -> FakeBotApiProcess:
         if self._process is not None:
             raise RuntimeError("this FakeBotApiProcess is already running")
-        command = [sys.executable, "-m", "tests.telegram.fake_bot_api"]
+        command = [sys.executable, "-m", "benchmarks.fake_bot_api"]
         command += ["--host", self.host, "--port", str(self.port), *self.config.to_cli_args()]
         self._process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None

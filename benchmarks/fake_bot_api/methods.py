@@ -1,7 +1,7 @@
 """The Bot API methods the fake models, except getUpdates (see :mod:`.updates`).
 
 Each ``_<method>`` takes the decoded parameters and returns the ``result``, or raises
-:class:`~tests.telegram.fake_bot_api.state.BotApiError`; ``FakeBotApi.__init__`` lists them.
+:class:`~benchmarks.fake_bot_api.state.BotApiError`; ``FakeBotApi.__init__`` lists them.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import re
 import time
 from typing import Any
 
-from tests.telegram.fake_bot_api.core import FakeBotApiCore, message_key, without_reply
-from tests.telegram.fake_bot_api.params import parse_html
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.core import FakeBotApiCore, message_key, without_reply
+from benchmarks.fake_bot_api.params import parse_html
+from benchmarks.fake_bot_api.state import (
     CHAT_ACTIONS,
     MAX_CALLBACK_DATA_BYTES,
     MAX_TEXT_LENGTH,

@@ -1,11 +1,11 @@
-"""Builders for the Telegram updates that tests inject into the fake Bot API.
+"""Builders for the Telegram updates that tests and benchmarks inject into the fake Bot API.
 
 Each builder returns the JSON of one ``Update`` without ``update_id``; the fake server
-(:mod:`tests.telegram.fake_bot_api`) assigns ``update_id``, fills in ``message_id`` and ``date``
+(:mod:`benchmarks.fake_bot_api`) assigns ``update_id``, fills in ``message_id`` and ``date``
 where they are missing, and expands stubs such as ``{"message_id": 7}`` in ``reply_to_message``
 or in a callback query's ``message`` from the messages it has stored.
 
-    from tests.telegram import factories as f
+    from benchmarks.fake_bot_api import factories as f
 
     alice = f.FakeUser(id=1001, first_name="Alice", username="alice")
     group = f.FakeChat.supergroup(-100123, "Cats")

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.telegram.fake_bot_api.control import ControlActions
-from tests.telegram.fake_bot_api.core import Reply
-from tests.telegram.fake_bot_api.state import (
+from benchmarks.fake_bot_api.control import ControlActions
+from benchmarks.fake_bot_api.core import Reply
+from benchmarks.fake_bot_api.state import (
     NOT_FOUND,
     BotApiError,
     FakeBotApiConfig,

@@ -1,6 +1,0 @@
-"""``python -m tests.telegram.fake_bot_api``: serve the fake until SIGTERM (see :mod:`.cli`)."""
-
-from tests.telegram.fake_bot_api.cli import main
-
-if __name__ == "__main__":
-    raise SystemExit(main())
