@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.storage.drafts import QueueItem
+from bot.domain import QueueItem
 
 MESSAGE_CHARS = 2500
 DRAFT_CHARS = 1200
@@ -37,6 +37,11 @@ def card_text(item: QueueItem, reason: str | None = None) -> str:
         lines.append(f"Why queued: {reason}")
     if item.fallback_used:
         lines.append("Note: the model gave no usable text; this is the fallback reply.")
+    if item.blocked:
+        lines.append(
+            "Blocked: Approve is refused. Reply to this card with a new text (it is checked "
+            f"again), or override: autoreply queue approve {item.draft_id} --override REASON"
+        )
     lines += ["", "Draft:", _clip(item.draft_text, DRAFT_CHARS)]
     return "\n".join(lines)
 

@@ -125,22 +125,26 @@ def _open(path: str) -> AbstractContextManager[BinaryIO]:
         raise InputError(f"cannot read {path}: {exc.strerror}; check the path") from exc
 
 
-def classify_file(path: str | None, out: TextIO | None = None) -> int:
+def classify_file(path: str | None, out: TextIO | None = None, account: str | None = None) -> int:
     """The whole `autoreply classify [FILE]` command: settings, worker, I/O. Returns rows.
+
+    `account` picks whose intent labels to use (None: the default account's).
 
     The toxicity worker starts before the settings are read so that their import and
     validation (~0.15 s) also overlap the model load. Raises `AutoreplyError`s for the CLI to
     print.
     """
     with ProfanityCheckWorker.start() as worker:
+        from bot.accounts import load_accounts
         from bot.config import load_settings
 
         settings = load_settings()
+        labels = load_accounts(settings).get(account).intent_labels
         with _open(path or "-") as source:
             return run_classify(
                 source,
                 sys.stdout if out is None else out,
-                intent_labels=settings.intent_labels,
+                intent_labels=labels,
                 toxicity_review=settings.toxicity_review,
                 toxicity_block=settings.toxicity_block,
                 toxicity=worker,

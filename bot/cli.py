@@ -15,8 +15,10 @@ import typer
 from bot.errors import AutoreplyError
 
 if TYPE_CHECKING:
+    from bot.accounts import Accounts
     from bot.config import Settings
-    from bot.storage.db import Database
+    from bot.domain import Actor
+    from bot.moderation import ModerationService
 
 app = typer.Typer(
     help="autoreply: drafts replies to social-media messages, sends them or queues them for "
@@ -27,22 +29,31 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 queue_app = typer.Typer(help="The moderators' review queue.", no_args_is_help=True)
+accounts_app = typer.Typer(help="The accounts this service speaks for.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
+app.add_typer(accounts_app, name="accounts")
+
+AccountOption = Annotated[
+    str | None,
+    typer.Option("--account", help="Account name (default: the default account)."),
+]
 
 
 def _settings() -> Settings:
+    return _config()[0]
+
+
+def _config() -> tuple[Settings, Accounts]:
+    """Settings and accounts; a bad config stops here with one line naming what to fix."""
+    from bot.accounts import load_accounts
     from bot.config import load_settings
     from bot.logs import setup_logging
 
     settings = load_settings()
-    secrets = [
-        secret.get_secret_value()
-        for secret in (settings.telegram_token, settings.telegram_webhook_secret)
-        if secret is not None
-    ]
-    setup_logging(settings.log_level, secrets)
-    return settings
+    accounts = load_accounts(settings)
+    setup_logging(settings.log_level, list(accounts.secrets))
+    return settings, accounts
 
 
 # --- service ------------------------------------------------------------------------------
@@ -56,31 +67,33 @@ def run() -> None:
     from bot.channels.registry import build_channels
     from bot.service import Service
 
-    settings = _settings()
-    channels = build_channels(settings, stdin=sys.stdin.buffer, stdout=sys.stdout)
-    asyncio.run(Service(settings, channels).run())
+    settings, accounts = _config()
+    channels = build_channels(accounts.all, stdin=sys.stdin.buffer, stdout=sys.stdout)
+    asyncio.run(Service(settings, accounts.all, channels).run())
 
 
 @app.command()
-def chat() -> None:
-    """Chat with the bot on stdin/stdout: one output line per input line.
+def chat(account: AccountOption = None) -> None:
+    """Chat with the bot on stdin/stdout, as one account: one output line per input line.
 
     Prints the reply, `[queued for review] <draft>` or `[ignored: <reason>]`. Every turn is
-    stored in the database. On a terminal it is an interactive prompt (/quit to leave).
+    stored in the database, under the account's console (`console-<name>` for a Telegram
+    account). On a terminal it is an interactive prompt (/quit to leave).
     """
     import asyncio
 
     from bot.channels.console import ConsoleChannel
     from bot.service import Service
 
-    settings = _settings()
+    settings, accounts = _config()
+    console = accounts.get(account).console()
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         import readline  # noqa: F401  (line editing for input())
     channel = ConsoleChannel(
-        account=settings.account, source=sys.stdin.buffer, out=sys.stdout, interactive=interactive
+        account=console.name, source=sys.stdin.buffer, out=sys.stdout, interactive=interactive
     )
-    asyncio.run(Service(settings, [channel]).run())
+    asyncio.run(Service(settings, [console], [channel]).run())
 
 
 @app.command()
@@ -89,19 +102,20 @@ def classify(
         Path | None,
         typer.Argument(help="Text file, one message per line; stdin when omitted.", dir_okay=False),
     ] = None,
+    account: AccountOption = None,
 ) -> None:
     """Classify messages: one JSON object per input line (intent, sentiment, safety)."""
     # classify_file starts the toxicity model's worker process before anything else, so its
     # slow import overlaps with reading input and with the lexical work (start-up counts).
     from bot.classify_cmd import classify_file
 
-    classify_file(None if file is None else str(file))
+    classify_file(None if file is None else str(file), account=account)
 
 
 @app.command()
 def bench(
     which: Annotated[
-        str, typer.Argument(help="classify, telegram or all.", case_sensitive=False)
+        str, typer.Argument(help="classify, telegram, accounts or all.", case_sensitive=False)
     ] = "all",
     lines: Annotated[int, typer.Option(help="Lines for the classify benchmark.")] = 10_000,
     messages: Annotated[int, typer.Option(help="Mentions for the Telegram benchmark.")] = 1000,
@@ -114,10 +128,10 @@ def bench(
     """Run the benchmarks side by side with their baselines (see docs/PERFORMANCE.md)."""
     from bot.errors import InputError
 
-    if which not in ("classify", "telegram", "all"):
-        raise InputError(f"unknown benchmark {which!r}; choose classify, telegram or all")
+    if which not in ("classify", "telegram", "accounts", "all"):
+        raise InputError(f"unknown benchmark {which!r}; choose classify, telegram, accounts or all")
     try:
-        from benchmarks import classify_bench, telegram_bench
+        from benchmarks import accounts_bench, classify_bench, telegram_bench
     except ImportError as exc:
         raise InputError(
             "the benchmarks ship with the source checkout; run this from a clone installed with "
@@ -128,6 +142,8 @@ def bench(
         typer.echo(classify_bench.format_table(classify_bench.run(lines=lines, command=command)))
     if which in ("telegram", "all"):
         telegram_bench.run(model, messages, chats)
+    if which in ("accounts", "all"):
+        accounts_bench.run(model, min(messages, 400), max(1, chats // 5))
 
 
 # --- database -----------------------------------------------------------------------------
@@ -170,24 +186,39 @@ def db_current() -> None:
 # --- queue --------------------------------------------------------------------------------
 
 
-def _queue_db() -> Database:
+def _moderation() -> tuple[ModerationService, Settings, Accounts]:
+    """The moderation service as the CLI uses it: the safety gate loads only for an edit, and
+    console accounts' replies are delivered at once (no service runs for them)."""
+    from bot.local_delivery import console_wake
+    from bot.moderation import ModerationService
     from bot.storage import migrate
     from bot.storage.db import Database
 
-    settings = _settings()
+    settings, accounts = _config()
     migrate.ensure_schema(settings.database_url)
-    return Database(settings.database_url)
+    db = Database(settings.database_url)
+
+    def gate() -> object:
+        from bot.safety.gate import SafetyGate
+
+        return SafetyGate.from_settings(settings)
+
+    service = ModerationService(db, gate=gate, wake=console_wake(db))  # type: ignore[arg-type]
+    return service, settings, accounts
 
 
-def _moderator(by: str | None) -> str:
+def _actor(by: str | None) -> Actor:
+    """Whoever runs the CLI has the database itself, so may act on every account."""
     import getpass
 
-    if by:
-        return by
+    from bot.domain import Actor, ActorKind, ActorRole
+
     try:
-        return f"cli:{getpass.getuser()}"
+        user = getpass.getuser()
     except (KeyError, OSError):
-        return "cli"
+        user = "cli"
+    display = by or f"cli:{user}"
+    return Actor(ActorKind.CLI, user, display, ActorRole.OPERATOR, accounts=None)
 
 
 ByOption = Annotated[
@@ -198,6 +229,9 @@ ByOption = Annotated[
 
 @queue_app.command("list")
 def queue_list(
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only this account (default: all).")
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include handled drafts.")] = False,
     unknown: Annotated[
         bool, typer.Option("--unknown", help="List replies whose delivery is in doubt.")
@@ -206,34 +240,44 @@ def queue_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List drafts waiting for review (or, with --unknown, replies in doubt)."""
-    from bot import moderation
     from bot.queue_view import print_items, print_unknown
 
-    db = _queue_db()
+    service, _, _ = _moderation()
+    actor = _actor(None)
     if unknown:
-        print_unknown(moderation.in_doubt(db, limit), as_json=as_json)
+        print_unknown(service.in_doubt(actor, account=account, limit=limit), as_json=as_json)
     else:
-        print_items(moderation.list_queue(db, include_all=all_, limit=limit), as_json=as_json)
+        items = service.list_queue(actor, account=account, include_all=all_, limit=limit)
+        print_items(items, as_json=as_json)
 
 
 @queue_app.command("show")
 def queue_show(draft_id: int) -> None:
     """Show one draft in full, with its message, analysis and audit trail."""
-    from bot import moderation
     from bot.queue_view import print_detail
 
-    item, trail = moderation.show(_queue_db(), draft_id)
+    service, _, _ = _moderation()
+    item, trail = service.show(_actor(None), draft_id)
     print_detail(item, trail)
 
 
 @queue_app.command("approve")
-def queue_approve(draft_id: int, by: ByOption = None) -> None:
-    """Approve a draft: it is sent as it stands."""
-    from bot import moderation
+def queue_approve(
+    draft_id: int,
+    override: Annotated[
+        str | None,
+        typer.Option(
+            "--override",
+            help="Approve a draft the safety gate blocked; the reason goes to the audit trail.",
+        ),
+    ] = None,
+    by: ByOption = None,
+) -> None:
+    """Approve a draft: it is sent as it stands. Blocked drafts need --override REASON."""
     from bot.queue_view import after_action
 
-    db = _queue_db()
-    after_action(db, moderation.approve(db, draft_id, moderator=_moderator(by)))
+    service, _, _ = _moderation()
+    after_action(service.approve(_actor(by), draft_id, override=override))
 
 
 @queue_app.command("edit")
@@ -242,14 +286,13 @@ def queue_edit(
     text: Annotated[str, typer.Argument(help="The reply to send instead; '-' reads stdin.")],
     by: ByOption = None,
 ) -> None:
-    """Replace a draft's text and send it."""
-    from bot import moderation
+    """Replace a draft's text and send it (the new text is checked by the safety gate)."""
     from bot.queue_view import after_action
 
     if text == "-":
         text = sys.stdin.read()
-    db = _queue_db()
-    after_action(db, moderation.edit(db, draft_id, text, moderator=_moderator(by)))
+    service, _, _ = _moderation()
+    after_action(service.edit(_actor(by), draft_id, text))
 
 
 @queue_app.command("reject")
@@ -259,11 +302,53 @@ def queue_reject(
     by: ByOption = None,
 ) -> None:
     """Reject a draft: nothing is sent."""
-    from bot import moderation
     from bot.queue_view import after_action
 
-    db = _queue_db()
-    after_action(db, moderation.reject(db, draft_id, moderator=_moderator(by), reason=reason))
+    service, _, _ = _moderation()
+    after_action(service.reject(_actor(by), draft_id, reason=reason))
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@accounts_app.command("list")
+def accounts_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Each account: platform, mode, paused, adapter, health and queue depth."""
+    from bot.accounts_view import print_accounts
+    from bot.storage import accounts as account_store
+    from bot.storage import migrate
+    from bot.storage.db import Database
+
+    settings, accounts = _config()
+    migrate.ensure_schema(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        with db.session() as s:
+            states = account_store.states(s)
+    finally:
+        db.dispose()
+    print_accounts(accounts, states, as_json=as_json)
+
+
+ChatOption = Annotated[
+    str | None, typer.Option("--chat", help="Only this chat id (default: the whole account).")
+]
+
+
+@accounts_app.command("pause")
+def accounts_pause(name: str, chat: ChatOption = None, by: ByOption = None) -> None:
+    """Stop auto-replies for an account (or one of its chats); messages are still stored."""
+    service, _, _ = _moderation()
+    typer.echo(service.pause(_actor(by), name, chat_id=chat).message)
+
+
+@accounts_app.command("resume")
+def accounts_resume(name: str, chat: ChatOption = None, by: ByOption = None) -> None:
+    """Start auto-replies again for an account (or one of its chats)."""
+    service, _, _ = _moderation()
+    typer.echo(service.resume(_actor(by), name, chat_id=chat).message)
 
 
 def main() -> None:

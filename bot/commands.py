@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from bot.domain import ChatKind, DecisionAction, Incoming
+from bot.domain import Actor, ChatKind, DecisionAction, Incoming
+from bot.errors import PermissionDeniedError
 from bot.storage import history
-from bot.storage import models as m
+
+if TYPE_CHECKING:
+    from bot.moderation import ModerationService
 
 log = logging.getLogger(__name__)
 
@@ -43,52 +46,36 @@ def answer_command(
     name: str,
     args: str,
     *,
-    is_moderator: bool,
+    actor: Actor,
     in_review_chat: bool,
+    moderation: ModerationService,
 ) -> CommandReply:
+    """`actor` is the sender as the moderation service knows them (no accounts: not a
+    moderator). Pause and resume go through the service, which checks and audits them."""
     name = name.lower()
+    is_moderator = actor.may_act_on(incoming.account)
     if name in ("start", "help"):
         reply = CommandReply(USER_HELP + (MODERATOR_HELP if is_moderator else ""))
     elif name == "id":
         reply = CommandReply(f"Chat id: {incoming.chat_id}\nYour user id: {incoming.user_id}")
     elif name in ("pause", "resume"):
-        reply = _pause(
-            session, incoming, stored, name == "pause", args, is_moderator, in_review_chat
-        )
+        whole_account = in_review_chat or args.strip().lower() == "all"
+        chat_id = None if whole_account else incoming.chat_id
+        try:
+            outcome = moderation.pause_in(
+                session, actor, incoming.account, chat_id, name == "pause"
+            )
+        except PermissionDeniedError:
+            log.warning(
+                "refused /%s from user %s in chat %s", name, incoming.user_id, incoming.chat_id
+            )
+            reply = CommandReply(f"Only moderators can {name} auto-replies.")
+        else:
+            log.info("%s by %s", outcome.message, actor.display)
+            reply = CommandReply(outcome.message, changed=f"{name} {outcome.message}")
     elif incoming.chat_kind is ChatKind.PRIVATE:
         reply = CommandReply(f"I don't know /{name}. Send /help to see what I can do.")
     else:
         reply = CommandReply(None)
     history.mark_handled(session, stored.message_id, DecisionAction.IGNORE, f"command /{name}")
     return reply
-
-
-def _pause(
-    session: Session,
-    incoming: Incoming,
-    stored: history.Stored,
-    pause: bool,
-    args: str,
-    is_moderator: bool,
-    in_review_chat: bool,
-) -> CommandReply:
-    verb = "pause" if pause else "resume"
-    if not is_moderator:
-        log.warning("refused /%s from user %s in chat %s", verb, incoming.user_id, incoming.chat_id)
-        return CommandReply(f"Only moderators can {verb} auto-replies.")
-    whole_account = in_review_chat or args.strip().lower() == "all"
-    if whole_account:
-        session.execute(
-            update(m.Account).where(m.Account.id == stored.account_id).values(paused=pause)
-        )
-        scope = "for the whole account"
-    else:
-        session.execute(
-            update(m.Conversation)
-            .where(m.Conversation.id == stored.conversation_id)
-            .values(paused=pause)
-        )
-        scope = "in this chat"
-    log.info("auto-replies %sd %s by %s", verb, scope, incoming.user_id)
-    state = "paused" if pause else "resumed"
-    return CommandReply(f"Auto-replies {state} {scope}.", changed=f"{verb} {scope}")

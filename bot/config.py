@@ -8,9 +8,8 @@ The TOML file is `autoreply.toml` in the working directory, or the file named by
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -21,12 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from bot.domain import Mode
+from bot.account_tables import AccountTable, check_webhook_secret, split_ids, split_labels
+from bot.domain import DEFAULT_FALLBACK, DEFAULT_PERSONA, Mode
 
-DEFAULT_PERSONA = (
-    "You are the friendly support account of a small online shop. "
-    "You answer briefly, politely and honestly, and never make promises you cannot keep."
-)
 DEFAULT_INTENTS = (
     "question",
     "complaint",
@@ -37,7 +33,6 @@ DEFAULT_INTENTS = (
     "abuse",
     "other",
 )
-DEFAULT_FALLBACK = "Thanks for your message! A member of our team will get back to you soon."
 
 
 def config_file() -> Path:
@@ -59,7 +54,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user@host/db.",
     )
     # --- account -------------------------------------------------------------------------
-    account: str = Field("default", description="Handle of the account this process serves.")
+    account: str = Field(
+        "default", description="Handle of the console account (no platform configured)."
+    )
     bot_name: str = Field("Bot", description="The bot's display name; stripped from drafts.")
     persona: str = Field(DEFAULT_PERSONA, description="Persona text that opens every prompt.")
     mode: Mode = Field(
@@ -140,48 +137,16 @@ class Settings(BaseSettings):
     telegram_poll_timeout_s: int = Field(25, ge=0, le=50, description="getUpdates long poll.")
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python logging level name.")
+    # --- several accounts ----------------------------------------------------------------
+    accounts: tuple[AccountTable, ...] = Field(
+        (),
+        description="[[accounts]] tables in the TOML file; see bot/accounts.py. Without them "
+        "the flat settings above describe one account named 'default'.",
+    )
 
-    @field_validator("intent_labels", mode="before")
-    @classmethod
-    def _split_labels(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
-        if isinstance(value, list | tuple):
-            labels = tuple(str(v).strip().lower() for v in value if str(v).strip())
-            if "other" not in labels:
-                raise ValueError(
-                    "intent_labels must include 'other' (the label for messages no rule matches); "
-                    "add it to AUTOREPLY_INTENT_LABELS"
-                )
-            if len(set(labels)) != len(labels):
-                raise ValueError("intent_labels has duplicates; list each label once")
-            return labels
-        return value
-
-    @field_validator("telegram_moderator_ids", mode="before")
-    @classmethod
-    def _split_ids(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part for part in (p.strip() for p in value.split(",")) if part]
-        if isinstance(value, list | tuple):
-            try:
-                return tuple(int(v) for v in value)
-            except ValueError as exc:
-                raise ValueError(
-                    "telegram_moderator_ids must be numeric Telegram user ids separated by "
-                    "commas; send /id to the bot to learn yours"
-                ) from exc
-        return value
-
-    @field_validator("telegram_webhook_secret")
-    @classmethod
-    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
-        # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and -.
-        if value is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
-        ):
-            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
-        return value
+    _labels = field_validator("intent_labels", mode="before")(split_labels)
+    _ids = field_validator("telegram_moderator_ids", mode="before")(split_ids)
+    _secret = field_validator("telegram_webhook_secret")(check_webhook_secret)
 
     @field_validator("persona", "fallback_reply", "bot_name")
     @classmethod
@@ -201,11 +166,6 @@ class Settings(BaseSettings):
                 "webhook mode needs a secret: set AUTOREPLY_TELEGRAM_WEBHOOK_SECRET (1-256 of "
                 "A-Z a-z 0-9 _ -), or unset AUTOREPLY_TELEGRAM_WEBHOOK_URL to use polling"
             )
-        if 1087968824 in self.telegram_moderator_ids:
-            raise ValueError(
-                "1087968824 is Telegram's anonymous group admin, shared by every anonymous "
-                "admin; remove it from AUTOREPLY_TELEGRAM_MODERATOR_IDS and list real user ids"
-            )
         return self
 
     @classmethod
@@ -224,6 +184,8 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning validation errors into one actionable ConfigError."""
+    import tomllib
+
     from pydantic import ValidationError
 
     from bot.errors import ConfigError
@@ -233,11 +195,40 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(f"AUTOREPLY_CONFIG names {path}, which does not exist; fix the path")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix that line") from exc
     except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        if loc[:1] == ("accounts",) and len(loc) > 1 and isinstance(loc[1], int):
+            # One line naming the account and the field, as the operator wrote them.
+            field = ".".join(map(str, loc[2:])) or "table"
+            raise ConfigError(
+                f"{path}: account {_account_label(loc[1])}: {field}: {_message(first)}; fix "
+                "that [[accounts]] table"
+            ) from exc
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {_message(err)}"
             for err in exc.errors()
         )
         raise ConfigError(
             f"invalid settings ({problems}); fix the AUTOREPLY_* variables or {path}"
         ) from exc
+
+
+def _message(error: Any) -> str:
+    if error.get("type") == "extra_forbidden":
+        return "unknown key; check its spelling against the README's [[accounts]] table"
+    return str(error["msg"])
+
+
+def _account_label(index: int) -> str:
+    """`'shop'` (the name as written in the file) or `#2` when the table has no usable name."""
+    import tomllib
+
+    try:
+        tables = tomllib.loads(config_file().read_text(encoding="utf-8")).get("accounts", [])
+        name = tables[index].get("name")
+    except (OSError, tomllib.TOMLDecodeError, IndexError, AttributeError):
+        name = None
+    return repr(name) if isinstance(name, str) and name else f"#{index + 1}"

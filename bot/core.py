@@ -17,15 +17,19 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import moderation
 from bot.commands import CommandReply, answer_command
-from bot.domain import ChatKind, Decision, Incoming
-from bot.errors import InputError, InvalidStateError, NotFoundError, StorageError
+from bot.domain import Actor, ChatKind, Decision, Incoming, Outcome, OutgoingKind
+from bot.errors import (
+    InputError,
+    InvalidStateError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageError,
+)
+from bot.moderation import ModerationService
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
-from bot.storage import drafts as draft_store
 from bot.storage import history, outbox_store
-from bot.storage import models as m
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,8 @@ class ModAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ModResult:
-    """Outcome of a moderator's action as a channel shows it."""
+    """Outcome of a moderator's action as a channel shows it. `status` is the draft's state
+    (None when there is no such draft)."""
 
     ok: bool
     message: str
@@ -48,10 +53,13 @@ class ModResult:
 
 
 class Core:
-    def __init__(self, *, db: Database, pipeline: Pipeline, outbox: Outbox) -> None:
+    def __init__(
+        self, *, db: Database, pipeline: Pipeline, outbox: Outbox, moderation: ModerationService
+    ) -> None:
         self._db = db
         self.pipeline = pipeline
         self._outbox = outbox
+        self.moderation = moderation
 
     # --- user messages --------------------------------------------------------------------
 
@@ -74,6 +82,7 @@ class Core:
             return await asyncio.to_thread(work)
 
     async def record_update(self, platform: str, account: str, update_id: int) -> bool:
+        """`account` is the account's name."""
         """Mark a delivery that carries no message as taken in. False if it was seen before."""
 
         def work() -> bool:
@@ -83,7 +92,7 @@ class Core:
         return await self._in_thread(work)
 
     async def command(
-        self, incoming: Incoming, name: str, args: str, *, is_moderator: bool, in_review_chat: bool
+        self, incoming: Incoming, name: str, args: str, *, actor: Actor, in_review_chat: bool
     ) -> CommandReply | None:
         """Answer a /command. Stored like any message (so a redelivery is a no-op) but never
         drafted by the model; the answer goes through the outbox. None for a redelivery."""
@@ -99,8 +108,9 @@ class Core:
                     stored,
                     name,
                     args,
-                    is_moderator=is_moderator,
+                    actor=actor,
                     in_review_chat=in_review_chat,
+                    moderation=self.moderation,
                 )
                 if reply.text:
                     outbox_store.enqueue(
@@ -110,7 +120,7 @@ class Core:
                         text=reply.text,
                         draft_id=None,
                         reply_to_id=stored.message_id,
-                        kind=m.OutboxKind.NOTICE,
+                        kind=OutgoingKind.NOTICE,
                     )
                 return reply, stored.conversation_id
 
@@ -139,48 +149,38 @@ class Core:
 
         return await self._in_thread(work)
 
-    async def moderate(
-        self, draft_id: int, action: ModAction, *, moderator: str, text: str | None = None
+    async def act(
+        self, actor: Actor, draft_id: int, action: ModAction, *, text: str | None = None
     ) -> ModResult:
-        """Approve, edit or reject a queued draft. Refusals (already handled, unknown draft,
-        empty edit) come back as ok=False with a message to show; nothing changes then."""
+        """Approve, edit or reject through the moderation service, for a channel's buttons.
+        Refusals (not allowed, already handled, blocked, empty edit) come back as ok=False
+        with a message to show; nothing changes then, and the service audited them."""
 
-        def work() -> moderation.Outcome:
+        def work() -> Outcome:
+            if action is ModAction.EDIT and text is None:  # asks for the text; changes nothing
+                return self.moderation.check(actor, draft_id, "edit")
             if action is ModAction.APPROVE:
-                return moderation.approve(self._db, draft_id, moderator=moderator)
+                return self.moderation.approve(actor, draft_id)
             if action is ModAction.REJECT:
-                return moderation.reject(self._db, draft_id, moderator=moderator)
-            return moderation.edit(self._db, draft_id, text or "", moderator=moderator)
+                return self.moderation.reject(actor, draft_id)
+            return self.moderation.edit(actor, draft_id, text or "")
 
         try:
             outcome = await self._in_thread(work)
-        except (InvalidStateError, NotFoundError) as exc:
-            return ModResult(False, str(exc), await self._status(draft_id))
+        except (InvalidStateError, NotFoundError, PermissionDeniedError) as exc:
+            return ModResult(False, str(exc), await self._status(actor, draft_id))
         except InputError as exc:
             return ModResult(False, str(exc))
-        if outcome.outbox_id is not None:
-            self._outbox.notify(outcome.conversation_id)
-        log.info("draft %d %s by %s", draft_id, outcome.status.value, moderator)
-        return ModResult(True, f"draft #{draft_id} {outcome.status.value}", outcome.status.value)
+        log.info("draft %d %s by %s", draft_id, outcome.status, actor.display)
+        return ModResult(True, outcome.message, outcome.status)
 
-    async def refuse(self, draft_id: int, *, who: str, note: str) -> None:
-        """Record a press by someone who may not moderate. Nothing else changes."""
-        log.warning("refused moderation of draft %d by %s: %s", draft_id, who, note)
-
-        def work() -> None:
-            with self._db.session() as s:
-                if s.get(m.ReplyDraft, draft_id) is not None:
-                    draft_store.audit(
-                        s, draft_id, moderator=who, action=m.ModerationKind.REFUSED, note=note
-                    )
-
-        await self._in_thread(work)
-
-    async def _status(self, draft_id: int) -> str | None:
+    async def _status(self, actor: Actor, draft_id: int) -> str | None:
         def work() -> str | None:
-            with self._db.session() as s:
-                draft = s.get(m.ReplyDraft, draft_id)
-                return draft.status.value if draft else None
+            try:
+                item, _ = self.moderation.show(actor, draft_id)
+            except NotFoundError:
+                return None
+            return item.status.value
 
         return await self._in_thread(work)
 

@@ -40,6 +40,36 @@ class DecisionAction(StrEnum):
     REVIEW = "review"
 
 
+class DraftStatus(StrEnum):
+    QUEUED = "queued"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REJECTED = "rejected"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class ModerationKind(StrEnum):
+    """What an audit row records. Every action and every refusal gets one."""
+
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+    OVERRIDE = "override"  # a blocked draft approved as it is, with a reason
+    AUTO_SEND = "auto_send"
+    PAUSE = "pause"
+    RESUME = "resume"
+    REFUSED = "refused"  # someone not allowed to act tried; nothing changed
+
+
 class ChatKind(StrEnum):
     PRIVATE = "private"
     GROUP = "group"
@@ -49,6 +79,13 @@ class ChatKind(StrEnum):
 class Role(StrEnum):
     USER = "user"
     BOT = "bot"
+
+
+DEFAULT_PERSONA = (
+    "You are the friendly support account of a small online shop. "
+    "You answer briefly, politely and honestly, and never make promises you cannot keep."
+)
+DEFAULT_FALLBACK = "Thanks for your message! A member of our team will get back to you soon."
 
 
 def utcnow() -> datetime:
@@ -139,6 +176,51 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyStyle:
+    """How an account's replies are prompted and decoded (see `Settings` for each field).
+
+    Requests with equal styles can share one `generate` call; the defaults are `Settings`'.
+    """
+
+    max_new_tokens: int = 48
+    temperature: float = 0.8
+    top_p: float = 0.9
+    repetition_penalty: float = 1.3
+    no_repeat_ngram_size: int = 3
+    do_sample: bool = True
+    seed: int | None = None
+    prompt_format: str = "plain"
+    persona: str = DEFAULT_PERSONA
+    bot_name: str = "Bot"
+    fallback_reply: str = DEFAULT_FALLBACK
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1; raise AUTOREPLY_MAX_NEW_TOKENS")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0; use do_sample=False for greedy decoding")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]; fix AUTOREPLY_TOP_P")
+        if not self.fallback_reply.strip():
+            raise ValueError("fallback_reply must not be blank; set AUTOREPLY_FALLBACK_REPLY")
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRequest:
+    """Everything the drafter needs for one reply, so one batch can mix accounts.
+
+    `style` None: the drafter's own defaults. `adapter` None: the host's active adapter;
+    "__base__": no adapter.
+    """
+
+    history: tuple[Turn, ...]
+    text: str
+    account: str = "default"
+    style: ReplyStyle | None = None
+    adapter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the pipeline did with one incoming message."""
 
@@ -170,3 +252,124 @@ class Outgoing:
     outbox_id: int | None = None
     kind: OutgoingKind = OutgoingKind.REPLY
     draft_id: int | None = None
+
+
+# --- moderation: what the queue shows and what an action did ---------------------------------
+
+
+class ActorKind(StrEnum):
+    CLI = "cli"
+    TELEGRAM = "telegram"
+    WEB = "web"
+    POLICY = "policy"  # the service itself (auto-send)
+
+
+class ActorRole(StrEnum):
+    MODERATOR = "moderator"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Someone acting on the queue. `accounts` None: every account; else only these names."""
+
+    kind: ActorKind
+    id: str
+    display: str
+    role: ActorRole = ActorRole.MODERATOR
+    accounts: frozenset[str] | None = None
+
+    def may_act_on(self, account: str) -> bool:
+        return self.accounts is None or account in self.accounts
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """A draft as moderators see it: the message it answers, its analysis and its verdict."""
+
+    draft_id: int
+    status: DraftStatus
+    created_at: datetime
+    platform: str
+    account: str  # the account's name
+    chat_id: str
+    user_name: str | None
+    message_id: int
+    message_text: str
+    draft_text: str
+    raw_text: str
+    fallback_used: bool
+    intent: str | None
+    intent_score: float | None
+    sentiment: str | None
+    sentiment_score: float | None
+    verdict: str
+    toxicity: float
+    flags: tuple[str, ...]
+    input_flags: tuple[str, ...]
+    model_version: str
+    account_id: int
+    conversation_id: int
+
+    @property
+    def blocked(self) -> bool:
+        return self.verdict == VerdictAction.BLOCK.value
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    moderator: str
+    action: str
+    before_text: str | None
+    after_text: str | None
+    note: str | None
+    created_at: datetime
+    account: str | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An outbox row as the CLI lists it (replies in doubt)."""
+
+    id: int
+    status: OutboxStatus
+    platform: str
+    account: str
+    chat_id: str
+    text: str
+    attempts: int
+    last_error: str | None
+    draft_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a moderation action did. `outbox_id` is set when a reply was queued for sending;
+    `conversation_id` names the chat whose sender must wake (reply or pause target)."""
+
+    account: str
+    status: str
+    message: str
+    draft_id: int | None = None
+    conversation_id: int | None = None
+    outbox_id: int | None = None
+    delivered: bool = False  # the reply went out at once (console accounts, from the CLI)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """An account's runtime state as the database holds it, with its queue depth."""
+
+    id: int
+    name: str
+    platform: str
+    handle: str
+    paused: bool
+    queued: int = 0
+    in_doubt: int = 0
+    health: str | None = None  # ok / down / stopped, as the serving process last wrote it
+    health_note: str | None = None
+    health_at: datetime | None = None

@@ -33,6 +33,12 @@ class InvalidStateError(AutoreplyError):
     """An operation does not apply to the current state (e.g. approving a sent draft)."""
 
 
+class PermissionDeniedError(AutoreplyError):
+    """The actor may not act on that account (the refusal is audited)."""
+
+    exit_code = 3
+
+
 class InputError(AutoreplyError):
     """User-supplied input (a file, a line, an edit) cannot be used as given."""
 

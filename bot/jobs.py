@@ -24,6 +24,7 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 OUTBOX_SWEEP_S = 5.0
+HEARTBEAT_S = 60.0
 UPDATE_IDS_KEPT = timedelta(days=7)
 
 
@@ -64,7 +65,10 @@ async def prune_updates(db: Database) -> int:
 
 
 def start_scheduler(
-    outbox: Outbox, db: Database, stats: JobStats | None = None
+    outbox: Outbox,
+    db: Database,
+    stats: JobStats | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> AsyncIOScheduler:
     """Start the service's jobs: the outbox sweep (replies enqueued by other processes, e.g.
     `autoreply queue approve`, and rows waiting out a back-off after a restart), and the
@@ -86,5 +90,13 @@ def start_scheduler(
         next_run_time=datetime.now(UTC) + timedelta(minutes=1),
         id="prune_updates",
     )
+    if heartbeat is not None:
+        # Accounts' health rows carry a heartbeat: `accounts list` shows a dead process stale.
+        scheduler.add_job(
+            guarded("heartbeat", partial(asyncio.to_thread, heartbeat), stats),
+            "interval",
+            seconds=HEARTBEAT_S,
+            id="heartbeat",
+        )
     scheduler.start()
     return scheduler

@@ -1,152 +1,414 @@
-"""Review-queue operations with an audit trail.
+"""The moderation service: the one way to list, show, approve, edit, reject, pause and resume.
 
-The CLI (`autoreply queue ...`) and the Telegram moderators' chat call these same functions.
-Each one is a single unit of work; the state change is a conditional UPDATE, so a second press
-or a second moderator changes nothing and gets an InvalidStateError that says why.
+The CLI, the Telegram moderators' chat and (later) the web page are thin callers. Every call
+names an `Actor`; the service checks that the actor may act on the account concerned, and
+writes every action and every refusal to the audit trail, here and nowhere else. Approved
+replies go to the outbox from here too, and the `wake` hook tells the sender (the running
+service's outbox, or the CLI's local delivery for console accounts).
+
+Each call is one unit of work. State changes are conditional UPDATEs, so a second press or a
+second moderator changes nothing and gets an InvalidStateError that says why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
-from bot.errors import InputError, InvalidStateError, NotFoundError
+from bot.domain import (
+    Actor,
+    AuditEntry,
+    DraftStatus,
+    ModerationKind,
+    OutboxRow,
+    OutboxStatus,
+    Outcome,
+    QueueItem,
+    Verdict,
+    VerdictAction,
+)
+from bot.errors import (
+    AutoreplyError,
+    InputError,
+    InvalidStateError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store
-from bot.storage import models as m
 from bot.storage import outbox_store
 from bot.storage.db import Database
 
 MAX_REPLY_CHARS = 4096 * 4  # channels split long replies; beyond this an edit is surely a mistake
-
-QueueItem = draft_store.QueueItem
-AuditEntry = draft_store.AuditEntry
+T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a moderation action did. `outbox_id` is set when a reply was queued for sending."""
+class DraftChecker(Protocol):
+    """The safety gate's check of a draft (an edited text goes through it again)."""
 
-    draft_id: int
-    status: m.DraftStatus
-    conversation_id: int
-    outbox_id: int | None = None
+    def check_draft(self, text: str) -> Verdict: ...
 
 
-def list_queue(db: Database, *, include_all: bool = False, limit: int = 50) -> list[QueueItem]:
-    statuses = tuple(m.DraftStatus) if include_all else (m.DraftStatus.QUEUED,)
-    with db.session() as s:
-        return draft_store.list_drafts(s, statuses, limit)
+Wake = Callable[[int], bool]  # conversation id -> True when the reply was delivered at once
 
 
-def show(db: Database, draft_id: int) -> tuple[QueueItem, list[AuditEntry]]:
-    with db.session() as s:
+class _Refused(Exception):
+    """Raised inside a unit of work after the refusal was audited in it: the unit commits
+    (keeping the audit row), then `error` is raised to the caller."""
+
+    def __init__(self, error: AutoreplyError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class ModerationService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        gate: Callable[[], DraftChecker],
+        wake: Wake | None = None,
+    ) -> None:
+        """`gate` builds (or returns) the safety gate on first use: listing the queue from the
+        CLI should not pay for loading the toxicity model."""
+        self._db = db
+        self._gate_factory = gate
+        self._gate: DraftChecker | None = None
+        self._wake = wake
+
+    # --- reading --------------------------------------------------------------------------
+
+    def list_queue(
+        self,
+        actor: Actor,
+        *,
+        account: str | None = None,
+        include_all: bool = False,
+        limit: int = 50,
+    ) -> list[QueueItem]:
+        """Queued drafts (all drafts with `include_all`) of the accounts the actor may see."""
+        statuses = tuple(DraftStatus) if include_all else (DraftStatus.QUEUED,)
+        with self._db.session() as s:
+            return draft_store.list_drafts(s, statuses, limit, self._scope(actor, account))
+
+    def show(self, actor: Actor, draft_id: int) -> tuple[QueueItem, list[AuditEntry]]:
+        with self._db.session() as s:
+            item = self._item(s, draft_id)
+            if not actor.may_act_on(item.account):
+                raise NotFoundError(_no_draft(draft_id))  # others' drafts are not shown
+            return item, draft_store.audit_trail(s, draft_id=draft_id)
+
+    def in_doubt(
+        self, actor: Actor, *, account: str | None = None, limit: int = 50
+    ) -> list[OutboxRow]:
+        """Replies whose delivery is unknown (the process died mid-send): a person must check."""
+        with self._db.session() as s:
+            return outbox_store.list_rows(
+                s, (OutboxStatus.UNKNOWN,), limit, self._scope(actor, account)
+            )
+
+    def audit_log(
+        self, actor: Actor, *, account: str | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        with self._db.session() as s:
+            return draft_store.audit_trail(s, accounts=self._scope(actor, account), limit=limit)
+
+    # --- drafts ---------------------------------------------------------------------------
+
+    def approve(self, actor: Actor, draft_id: int, *, override: str | None = None) -> Outcome:
+        """Send the draft as it stands. A draft the safety gate blocked needs `override`: the
+        moderator's reason, audited with the approval."""
+        reason = (override or "").strip()
+        if override is not None and not reason:
+            raise InputError("an override needs a reason; say why this blocked draft may go out")
+
+        def work(s: Session) -> Outcome:
+            item = self._queued(s, actor, draft_id, "approve")
+            if item.blocked and not reason:
+                self._refuse(
+                    s,
+                    item.account_id,
+                    actor,
+                    "approve: blocked draft, no override",
+                    draft_id=draft_id,
+                )
+                raise _Refused(
+                    InvalidStateError(
+                        f"draft #{draft_id} was blocked by the safety gate ({_why(item)}); edit "
+                        "it (the new text is checked again), reject it, or approve it with an "
+                        "override "
+                        f"and a reason: `autoreply queue approve {draft_id} --override REASON`"
+                    )
+                )
+            self._move(s, item, DraftStatus.APPROVED)
+            kind = ModerationKind.OVERRIDE if item.blocked else ModerationKind.APPROVE
+            note = reason if item.blocked else None
+            self._audit(s, item, actor, kind, item.draft_text, item.draft_text, note)
+            return self._send(s, item, item.draft_text, DraftStatus.APPROVED)
+
+        return self._run(work)
+
+    def edit(self, actor: Actor, draft_id: int, new_text: str) -> Outcome:
+        """Replace the draft's text and send it. The new text goes through the safety gate: a
+        blocked text is refused and nothing changes; a flagged one is sent, since a moderator
+        wrote it, and its flags are recorded."""
+        text = new_text.strip()
+        if not text:
+            raise InputError(
+                "the edited reply is empty; give the text to send, or reject the draft"
+            )
+        if len(text) > MAX_REPLY_CHARS:
+            raise InputError(
+                f"the edited reply has {len(text)} characters; keep it under {MAX_REPLY_CHARS}"
+            )
+
+        def work(s: Session) -> Outcome:
+            item = self._queued(s, actor, draft_id, "edit")
+            verdict = self._check(text)
+            if verdict.action is VerdictAction.BLOCK:
+                raise InvalidStateError(
+                    f"the edited text for draft #{draft_id} is blocked by the safety gate "
+                    f"({', '.join(verdict.flags) or f'toxicity {verdict.toxicity:.2f}'}); "
+                    "write it differently, or reject the draft"
+                )
+            self._move(s, item, DraftStatus.EDITED, text)
+            draft_store.set_verdict(s, draft_id, verdict)
+            self._audit(s, item, actor, ModerationKind.EDIT, item.draft_text, text)
+            return self._send(s, item, text, DraftStatus.EDITED)
+
+        return self._run(work)
+
+    def reject(self, actor: Actor, draft_id: int, *, reason: str | None = None) -> Outcome:
+        """Drop the draft; nothing is sent."""
+
+        def work(s: Session) -> Outcome:
+            item = self._queued(s, actor, draft_id, "reject")
+            self._move(s, item, DraftStatus.REJECTED)
+            self._audit(s, item, actor, ModerationKind.REJECT, item.draft_text, None, reason)
+            return Outcome(
+                item.account,
+                DraftStatus.REJECTED.value,
+                f"draft #{draft_id} rejected",
+                draft_id=draft_id,
+                conversation_id=item.conversation_id,
+            )
+
+        return self._run(work)
+
+    def check(self, actor: Actor, draft_id: int, verb: str) -> Outcome:
+        """May `actor` act on this queued draft? Changes nothing; a refusal is audited."""
+
+        def work(s: Session) -> Outcome:
+            item = self._queued(s, actor, draft_id, verb)
+            return Outcome(
+                item.account,
+                item.status.value,
+                "Reply to this card with the new text to send it.",
+                draft_id=draft_id,
+            )
+
+        return self._run(work)
+
+    # --- accounts and chats ---------------------------------------------------------------
+
+    def pause(self, actor: Actor, account: str, *, chat_id: str | None = None) -> Outcome:
+        """Stop auto-replies for a whole account, or in one of its chats."""
+        return self._run(lambda s: self._set_paused(s, actor, account, chat_id, True))
+
+    def resume(self, actor: Actor, account: str, *, chat_id: str | None = None) -> Outcome:
+        return self._run(lambda s: self._set_paused(s, actor, account, chat_id, False))
+
+    def pause_in(
+        self, session: Session, actor: Actor, account: str, chat_id: str | None, pause: bool
+    ) -> Outcome:
+        """`pause` / `resume` inside the caller's unit of work (a /pause command is stored and
+        applied in one transaction). Raises PermissionDeniedError after auditing a refusal."""
+        try:
+            return self._set_paused(session, actor, account, chat_id, pause)
+        except _Refused as refused:
+            raise refused.error from None
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[Session], Outcome]) -> Outcome:
+        """One unit of work. A refusal is committed (audited) before it is raised."""
+        refused: _Refused | None = None
+        with self._db.session() as s:
+            try:
+                outcome = work(s)
+            except _Refused as exc:
+                refused = exc
+        if refused is not None:
+            raise refused.error
+        wake = self._wake
+        if outcome.outbox_id is not None and outcome.conversation_id is not None and wake:
+            delivered = wake(outcome.conversation_id)
+            outcome = replace(outcome, delivered=delivered)
+        return outcome
+
+    def _scope(self, actor: Actor, account: str | None) -> tuple[str, ...] | None:
+        if account is not None:
+            if not actor.may_act_on(account):
+                raise PermissionDeniedError(
+                    f"{actor.display} may not see account {account!r}; ask an operator to assign it"
+                )
+            return (account,)
+        return None if actor.accounts is None else tuple(sorted(actor.accounts))
+
+    def _item(self, s: Session, draft_id: int) -> QueueItem:
         item = draft_store.get_item(s, draft_id)
         if item is None:
-            raise NotFoundError(f"there is no draft #{draft_id}; see `autoreply queue list`")
-        return item, draft_store.audit_trail(s, draft_id)
+            raise NotFoundError(_no_draft(draft_id))
+        return item
 
+    def _queued(self, s: Session, actor: Actor, draft_id: int, verb: str) -> QueueItem:
+        item = self._item(s, draft_id)
+        if not actor.may_act_on(item.account):
+            self._refuse(
+                s,
+                item.account_id,
+                actor,
+                f"{verb}: not a moderator of this account",
+                draft_id=draft_id,
+            )
+            raise _Refused(
+                PermissionDeniedError(
+                    f"{actor.display} may not {verb} drafts of account {item.account!r}; only its "
+                    "moderators can"
+                )
+            )
+        if item.status is not DraftStatus.QUEUED:
+            raise InvalidStateError(
+                f"draft #{draft_id} is already {item.status.value}; only queued drafts can be "
+                "approved, edited or rejected"
+            )
+        return item
 
-def approve(db: Database, draft_id: int, *, moderator: str) -> Outcome:
-    """Send the draft as it stands."""
-    with db.session() as s:
-        draft = _queued(s, draft_id)
-        _move(s, draft, m.DraftStatus.APPROVED)
+    def _move(self, s: Session, item: QueueItem, to: DraftStatus, text: str | None = None) -> None:
+        if not draft_store.transition(
+            s, item.draft_id, expected=(DraftStatus.QUEUED,), to=to, text=text
+        ):
+            raise InvalidStateError(
+                f"draft #{item.draft_id} was just handled by someone else; see `autoreply queue "
+                f"show {item.draft_id}`"
+            )
+
+    def _send(self, s: Session, item: QueueItem, text: str, status: DraftStatus) -> Outcome:
+        outbox_id = draft_store.enqueue_reply(s, item, text)
+        return Outcome(
+            item.account,
+            status.value,
+            f"draft #{item.draft_id} {status.value}",
+            draft_id=item.draft_id,
+            conversation_id=item.conversation_id,
+            outbox_id=outbox_id,
+        )
+
+    def _check(self, text: str) -> Verdict:
+        if self._gate is None:
+            self._gate = self._gate_factory()
+        return self._gate.check_draft(text)
+
+    def _audit(
+        self,
+        s: Session,
+        item: QueueItem,
+        actor: Actor,
+        kind: ModerationKind,
+        before: str | None,
+        after: str | None,
+        note: str | None = None,
+    ) -> None:
         draft_store.audit(
             s,
-            draft_id,
-            moderator=moderator,
-            action=m.ModerationKind.APPROVE,
-            before_text=draft.text,
-            after_text=draft.text,
-        )
-        outbox_id = _enqueue(s, draft, draft.text)
-        return Outcome(draft_id, m.DraftStatus.APPROVED, _conversation_id(s, draft), outbox_id)
-
-
-def edit(db: Database, draft_id: int, new_text: str, *, moderator: str) -> Outcome:
-    """Replace the draft's text and send the new text."""
-    text = new_text.strip()
-    if not text:
-        raise InputError("the edited reply is empty; give the text to send, or reject the draft")
-    if len(text) > MAX_REPLY_CHARS:
-        raise InputError(
-            f"the edited reply has {len(text)} characters; keep it under {MAX_REPLY_CHARS}"
-        )
-    with db.session() as s:
-        draft = _queued(s, draft_id)
-        before = draft.text
-        _move(s, draft, m.DraftStatus.EDITED, text=text)
-        draft_store.audit(
-            s,
-            draft_id,
-            moderator=moderator,
-            action=m.ModerationKind.EDIT,
+            account_id=item.account_id,
+            actor=actor,
+            action=kind,
+            draft_id=item.draft_id,
             before_text=before,
-            after_text=text,
+            after_text=after,
+            note=note,
         )
-        outbox_id = _enqueue(s, draft, text)
-        return Outcome(draft_id, m.DraftStatus.EDITED, _conversation_id(s, draft), outbox_id)
 
-
-def reject(db: Database, draft_id: int, *, moderator: str, reason: str | None = None) -> Outcome:
-    """Drop the draft; nothing is sent."""
-    with db.session() as s:
-        draft = _queued(s, draft_id)
-        _move(s, draft, m.DraftStatus.REJECTED)
+    def _refuse(
+        self,
+        s: Session,
+        account_id: int,
+        actor: Actor,
+        note: str,
+        *,
+        draft_id: int | None = None,
+        target_kind: str = "draft",
+        target: str | None = None,
+    ) -> None:
         draft_store.audit(
             s,
-            draft_id,
-            moderator=moderator,
-            action=m.ModerationKind.REJECT,
-            before_text=draft.text,
-            note=reason,
+            account_id=account_id,
+            actor=actor,
+            action=ModerationKind.REFUSED,
+            draft_id=draft_id,
+            target_kind=target_kind,
+            target=target,
+            note=note,
         )
-        return Outcome(draft_id, m.DraftStatus.REJECTED, _conversation_id(s, draft))
 
-
-def in_doubt(db: Database, limit: int = 50) -> list[outbox_store.OutboxRow]:
-    """Replies whose delivery is unknown (the process died mid-send): a person must check."""
-    with db.session() as s:
-        return outbox_store.list_rows(s, (m.OutboxStatus.UNKNOWN,), limit)
-
-
-def _queued(session: Session, draft_id: int) -> m.ReplyDraft:
-    draft = session.get(m.ReplyDraft, draft_id)
-    if draft is None:
-        raise NotFoundError(f"there is no draft #{draft_id}; see `autoreply queue list`")
-    if draft.status is not m.DraftStatus.QUEUED:
-        raise InvalidStateError(
-            f"draft #{draft_id} is already {draft.status.value}; only queued drafts can be "
-            "approved, edited or rejected"
+    def _set_paused(
+        self, s: Session, actor: Actor, account: str, chat_id: str | None, pause: bool
+    ) -> Outcome:
+        verb = "pause" if pause else "resume"
+        state = account_store.by_name(s, account)
+        if state is None:
+            raise NotFoundError(
+                f"there is no account {account!r} in the database yet; see `autoreply accounts "
+                "list`"
+            )
+        target_kind, target = ("chat", chat_id) if chat_id else ("account", account)
+        if not actor.may_act_on(account):
+            self._refuse(
+                s,
+                state.id,
+                actor,
+                f"{verb}: not a moderator of this account",
+                target_kind=target_kind,
+                target=target,
+            )
+            raise _Refused(
+                PermissionDeniedError(f"Only moderators of {account!r} can {verb} auto-replies.")
+            )
+        conversation_id = None
+        if chat_id is None:
+            account_store.set_paused(s, state.id, pause)
+            scope = "for the whole account"
+        else:
+            conversation_id = account_store.conversation_id(s, state.id, chat_id)
+            if conversation_id is None:
+                raise NotFoundError(
+                    f"account {account!r} has no chat {chat_id!r}; check the chat id"
+                )
+            account_store.set_chat_paused(s, conversation_id, pause)
+            scope = "in this chat"
+        draft_store.audit(
+            s,
+            account_id=state.id,
+            actor=actor,
+            action=ModerationKind.PAUSE if pause else ModerationKind.RESUME,
+            target_kind=target_kind,
+            target=target,
         )
-    return draft
-
-
-def _move(
-    session: Session, draft: m.ReplyDraft, to: m.DraftStatus, text: str | None = None
-) -> None:
-    if not draft_store.transition(
-        session, draft.id, expected=(m.DraftStatus.QUEUED,), to=to, text=text
-    ):
-        raise InvalidStateError(
-            f"draft #{draft.id} was just handled by someone else; see `autoreply queue show "
-            f"{draft.id}`"
+        return Outcome(
+            account,
+            "paused" if pause else "resumed",
+            f"Auto-replies {'paused' if pause else 'resumed'} {scope}.",
+            conversation_id=conversation_id,
         )
-    session.refresh(draft)
 
 
-def _conversation_id(session: Session, draft: m.ReplyDraft) -> int:
-    return session.get_one(m.Message, draft.message_id).conversation_id
+def _no_draft(draft_id: int) -> str:
+    return f"there is no draft #{draft_id}; see `autoreply queue list`"
 
 
-def _enqueue(session: Session, draft: m.ReplyDraft, text: str) -> int:
-    message = session.get_one(m.Message, draft.message_id)
-    return outbox_store.enqueue(
-        session,
-        account_id=message.account_id,
-        conversation_id=message.conversation_id,
-        text=text,
-        draft_id=draft.id,
-        reply_to_id=message.id,
-    )
+def _why(item: QueueItem) -> str:
+    return ", ".join(item.flags) or f"toxicity {item.toxicity:.2f}"

@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.channels.base import Channel, SendError
-from bot.domain import Outgoing, utcnow
-from bot.storage import models as m
+from bot.domain import OutboxStatus, Outgoing, utcnow
 from bot.storage import outbox_store
 from bot.storage.db import Database
 
@@ -42,7 +41,7 @@ class RetryPolicy:
 
 
 class Outbox:
-    """Delivers outbox rows through the channel registered for each row's platform."""
+    """Delivers outbox rows through the channel of each row's account."""
 
     def __init__(
         self,
@@ -51,7 +50,8 @@ class Outbox:
         retry: RetryPolicy | None = None,
         review_chats: Mapping[str, str] | None = None,
     ) -> None:
-        """`review_chats` maps a platform to its moderators' chat, which is told about every
+        """`channels` maps each account this process serves (by name) to its channel;
+        `review_chats` maps an account to its moderators' chat, which is told about every
         reply whose delivery is in doubt."""
         self._db = db
         self._channels = dict(channels)
@@ -62,15 +62,15 @@ class Outbox:
         self._closing = False
 
     @property
-    def platforms(self) -> tuple[str, ...]:
+    def accounts(self) -> tuple[str, ...]:
         return tuple(self._channels)
 
     def recover(self) -> list[int]:
-        """Call once at start, before any worker runs: this process's platforms' in-flight
-        rows become `unknown`. (One process per platform: a second process serving the same
-        platform would mark the first one's in-flight rows too.)"""
+        """Call once at start, before any worker runs: this process's accounts' in-flight
+        rows become `unknown`; other accounts' rows are never touched. (One process per
+        account: a second process serving the same account would mark the first one's.)"""
         with self._db.session() as s:
-            ids = outbox_store.recover_in_flight(s, self.platforms)
+            ids = outbox_store.recover_in_flight(s, self.accounts)
             for outbox_id in ids:
                 outbox_store.report_in_doubt(s, outbox_id, self._review_chats)
         if ids:
@@ -109,7 +109,7 @@ class Outbox:
 
     def _pending_conversations(self) -> list[int]:
         with self._db.session() as s:
-            return outbox_store.conversations_with_pending(s, self.platforms)
+            return outbox_store.conversations_with_pending(s, self.accounts)
 
     async def idle(self) -> None:
         """Wait until every worker has run out of work (tests, console shutdown)."""
@@ -160,9 +160,9 @@ class Outbox:
             return outbox_store.claim_next(s, conversation_id)
 
     async def _deliver(self, job: outbox_store.OutboxJob) -> None:
-        channel = self._channels.get(job.platform)
+        channel = self._channels.get(job.account)
         if channel is None:  # another process serves it; leave the row for that one
-            error = f"no channel for platform {job.platform!r} is running in this process"
+            error = f"account {job.account!r} is not served by this process"
             await self._record(self._retry_later, job, error)
             return
         outgoing = Outgoing(
@@ -222,11 +222,11 @@ class Outbox:
         with self._db.session() as s:
             if exc.in_doubt:
                 log.warning("outbox %d: delivery in doubt (%s); marked unknown", job.id, error)
-                outbox_store.mark_failed(s, job, error, m.OutboxStatus.UNKNOWN)
+                outbox_store.mark_failed(s, job, error, OutboxStatus.UNKNOWN)
                 notice_to = outbox_store.report_in_doubt(s, job.id, self._review_chats)
             elif exc.permanent:
                 log.warning("outbox %d: failed for good (%s)", job.id, error)
-                outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
+                outbox_store.mark_failed(s, job, error, OutboxStatus.FAILED)
                 if exc.unreachable_user:
                     outbox_store.mark_conversation_unreachable(s, job.conversation_id)
             elif exc.retry_after is not None:
@@ -237,7 +237,7 @@ class Outbox:
                 log.warning(
                     "outbox %d: giving up after %d attempts (%s)", job.id, job.attempts, error
                 )
-                outbox_store.mark_failed(s, job, error, m.OutboxStatus.FAILED)
+                outbox_store.mark_failed(s, job, error, OutboxStatus.FAILED)
             else:
                 outbox_store.mark_retry(s, job.id, error, self._retry.delay(job.attempts))
         return notice_to

@@ -20,30 +20,37 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from bot.accounts import Account
 from bot.cards import card_text
 from bot.domain import (
+    Actor,
+    ActorKind,
     Analysis,
     ChatKind,
     Decision,
     DecisionAction,
     Draft,
+    DraftRequest,
+    DraftStatus,
     Incoming,
-    Mode,
+    ModerationKind,
+    OutgoingKind,
     Turn,
     Verdict,
     as_utc,
     utcnow,
 )
+from bot.errors import ConfigError
 from bot.keyed_lock import KeyedLocks
 from bot.outbox import Outbox
 from bot.policy import Ruling, after_draft, before_draft
 from bot.storage import drafts as draft_store
 from bot.storage import history, outbox_store
-from bot.storage import models as m
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
+POLICY = Actor(ActorKind.POLICY, "policy", "policy")
 HANDLE_ATTEMPTS = 3
 RESUME_MAX_AGE = timedelta(hours=24)
 
@@ -59,7 +66,10 @@ class Gate(Protocol):
 
 
 class Drafter(Protocol):
-    async def adraft(self, history: Sequence[Turn], text: str) -> Draft: ...
+    """Drafts replies. Each request carries its account's style and adapter, so one drafter
+    serves every account (and can batch requests of different accounts together)."""
+
+    async def adraft(self, request: DraftRequest) -> Draft: ...
 
 
 Activity = Callable[[Incoming], AbstractAsyncContextManager[None]]
@@ -74,24 +84,26 @@ class Pipeline:
         gate: Gate,
         drafter: Drafter | None,
         outbox: Outbox | None,
-        default_mode: Mode,
+        accounts: Mapping[str, Account],
         history_turns: int,
-        review_chats: Mapping[str, str] | None = None,
-        cooldowns: Mapping[str, float] | None = None,
+        classifiers: Mapping[str, Analyser] | None = None,
+        adapters: Mapping[str, str] | None = None,
         activity: Activity | None = None,
     ) -> None:
-        """`review_chats` maps a platform to the chat that gets a card for every queued draft;
-        `cooldowns` maps a platform to the seconds a user is not answered again after an
-        answer; `activity` wraps drafting (e.g. a typing indicator)."""
+        """`accounts` maps each served account's name to its settings (mode, cooldown,
+        moderators' chat, reply style); `classifiers` optionally gives an account its own
+        classifier (its intent labels); `adapters` names the loaded adapter each account's
+        drafts use (absent: the model host's active one); `activity` wraps drafting (e.g. a
+        typing indicator)."""
         self._db = db
         self._classifier = classifier
+        self._classifiers = dict(classifiers or {})
         self._gate = gate
         self._drafter = drafter
         self._outbox = outbox
-        self._default_mode = default_mode
+        self._accounts = dict(accounts)
+        self._adapters = dict(adapters or {})
         self._history_turns = history_turns
-        self._review_chats = dict(review_chats or {})
-        self._cooldowns = dict(cooldowns or {})
         self._activity = activity
         self._chat_locks = KeyedLocks()
         self._background: set[asyncio.Task[Decision]] = set()
@@ -158,6 +170,15 @@ class Pipeline:
             # in the database and is retried on the next start.
             log.error("handling a message failed", exc_info=task.exception())
 
+    def account(self, name: str) -> Account:
+        try:
+            return self._accounts[name]
+        except KeyError:
+            raise ConfigError(
+                f"a message arrived for account {name!r}, which this process does not serve; "
+                f"serving: {', '.join(self._accounts) or 'none'}"
+            ) from None
+
     async def resume_unhandled(self, platform: str, account: str) -> int:
         """Queue the messages that were stored but not handled when the process last stopped.
 
@@ -198,8 +219,10 @@ class Pipeline:
             return history.load_incoming(s, message_id)
 
     async def _process(self, incoming: Incoming, stored: history.Stored) -> Decision:
-        analysis, verdict = await asyncio.to_thread(self._analyse, incoming.text)
-        mode, paused, turns, cooling = await asyncio.to_thread(self._context, incoming, stored)
+        account = self.account(incoming.account)
+        analysis, verdict = await asyncio.to_thread(self._analyse, account.name, incoming.text)
+        paused, turns, cooling = await asyncio.to_thread(self._context, account, stored)
+        mode = account.mode
         ruling = before_draft(
             mode=mode, paused=paused, addressed=incoming.addressed, text=incoming.text
         )
@@ -212,12 +235,19 @@ class Pipeline:
             return Decision(ruling.action, ruling.reason, message_id=stored.message_id)
 
         assert self._drafter is not None
+        request = DraftRequest(
+            tuple(turns),
+            incoming.text,
+            account=account.name,
+            style=account.style,
+            adapter=self._adapters.get(account.name),
+        )
         async with self._activity(incoming) if self._activity else nullcontext():
-            draft = await self._drafter.adraft(turns, incoming.text)
+            draft = await self._drafter.adraft(request)
         draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
         ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
         draft_id, outbox_id, card_chat = await asyncio.to_thread(
-            self._finish_drafted, incoming, stored, analysis, verdict, draft, draft_verdict, ruling
+            self._finish_drafted, account, stored, analysis, verdict, draft, draft_verdict, ruling
         )
         if self._outbox is not None:
             if outbox_id is not None:
@@ -233,26 +263,19 @@ class Pipeline:
             reply_text=draft.text,
         )
 
-    def _analyse(self, text: str) -> tuple[Analysis, Verdict]:
-        (analysis,) = self._classifier.classify_many([text])
+    def _analyse(self, account: str, text: str) -> tuple[Analysis, Verdict]:
+        classifier = self._classifiers.get(account, self._classifier)
+        (analysis,) = classifier.classify_many([text])
         (verdict,) = self._gate.check_inputs([text])
         return analysis, verdict
 
-    def _context(
-        self, incoming: Incoming, stored: history.Stored
-    ) -> tuple[Mode, bool, list[Turn], bool]:
+    def _context(self, account: Account, stored: history.Stored) -> tuple[bool, list[Turn], bool]:
         with self._db.session() as s:
-            account = s.get_one(m.Account, stored.account_id)
-            conversation = s.get_one(m.Conversation, stored.conversation_id)
-            user = s.get(m.PlatformUser, stored.user_id) if stored.user_id else None
-            mode = account.mode or self._default_mode
-            # A user who blocked the bot can't get private replies; in groups they still can.
-            blocked = bool(user and user.unreachable and conversation.kind == ChatKind.PRIVATE)
-            paused = account.paused or conversation.paused or blocked
+            state = history.chat_state(s, stored)
             turns = history.recent_turns(
                 s, stored.conversation_id, stored.message_id, self._history_turns
             )
-            cooldown = self._cooldowns.get(incoming.platform, 0.0)
+            cooldown = account.user_cooldown_s
             cooling = bool(
                 cooldown > 0
                 and stored.user_id is not None
@@ -264,7 +287,7 @@ class Pipeline:
                     within=timedelta(seconds=cooldown),
                 )
             )
-        return mode, paused, turns, cooling
+        return state.paused, turns, cooling
 
     def _finish_ignored(
         self,
@@ -279,7 +302,7 @@ class Pipeline:
 
     def _finish_drafted(
         self,
-        incoming: Incoming,
+        account: Account,
         stored: history.Stored,
         analysis: Analysis,
         verdict: Verdict,
@@ -297,15 +320,16 @@ class Pipeline:
                 message_id=stored.message_id,
                 draft=draft,
                 verdict=draft_verdict,
-                status=m.DraftStatus.APPROVED if auto else m.DraftStatus.QUEUED,
+                status=DraftStatus.APPROVED if auto else DraftStatus.QUEUED,
             )
             outbox_id = None
             if auto:
                 draft_store.audit(
                     s,
-                    draft_id,
-                    moderator="policy",
-                    action=m.ModerationKind.AUTO_SEND,
+                    account_id=stored.account_id,
+                    actor=POLICY,
+                    action=ModerationKind.AUTO_SEND,
+                    draft_id=draft_id,
                     after_text=draft.text,
                     note=ruling.reason,
                 )
@@ -317,7 +341,7 @@ class Pipeline:
                     draft_id=draft_id,
                     reply_to_id=stored.message_id,
                 )
-            review_chat = self._review_chats.get(incoming.platform)
+            review_chat = account.review_chat_id
             if not auto and review_chat is not None:
                 card_chat = _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
@@ -362,6 +386,6 @@ def _enqueue_card(
         text=card_text(item, reason),
         draft_id=draft_id,
         reply_to_id=None,
-        kind=m.OutboxKind.CARD,
+        kind=OutgoingKind.CARD,
     )
     return conversation_id

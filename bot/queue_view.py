@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -10,9 +9,7 @@ from datetime import datetime
 
 import typer
 
-from bot.moderation import AuditEntry, Outcome, QueueItem
-from bot.storage.db import Database
-from bot.storage.outbox_store import OutboxRow
+from bot.domain import AuditEntry, OutboxRow, Outcome, QueueItem
 
 
 def _short(text: str, width: int) -> str:
@@ -37,8 +34,8 @@ def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
         typer.echo("the queue is empty")
         return
     typer.echo(
-        f"{'id':>5}  {'status':<8}  {'when':<16}  {'intent/sentiment':<20}  {'flags':<18}  "
-        "message -> draft"
+        f"{'id':>5}  {'account':<14}  {'status':<8}  {'when':<16}  {'intent/sentiment':<20}  "
+        f"{'flags':<18}  message -> draft"
     )
     for item in items:
         label = f"{item.intent or '?'}/{item.sentiment or '?'}"
@@ -46,7 +43,8 @@ def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
         if item.fallback_used:
             flags = ",".join(filter(None, [flags, "fallback"]))
         typer.echo(
-            f"{item.draft_id:>5}  {item.status.value:<8}  {_when(item.created_at):<16}  "
+            f"{item.draft_id:>5}  {_short(item.account, 14):<14}  {item.status.value:<8}  "
+            f"{_when(item.created_at):<16}  "
             f"{_short(label, 20):<20}  {_short(flags, 18):<18}  "
             f"{_short(item.message_text, 40)} -> {_short(item.draft_text, 50)}"
         )
@@ -54,8 +52,8 @@ def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
 
 def print_detail(item: QueueItem, trail: Sequence[AuditEntry]) -> None:
     lines = [
-        f"draft #{item.draft_id} ({item.status.value}), {item.platform}:{item.account} "
-        f"chat {item.chat_id}, {_when(item.created_at)}",
+        f"draft #{item.draft_id} ({item.status.value}), account {item.account} "
+        f"({item.platform}) chat {item.chat_id}, {_when(item.created_at)}",
         f"from:      {item.user_name or '?'}",
         f"message:   {item.message_text}",
         f"intent:    {item.intent} ({(item.intent_score or 0):.2f})",
@@ -88,41 +86,21 @@ def print_unknown(rows: Sequence[OutboxRow], *, as_json: bool) -> None:
     typer.echo("These replies were being sent when the service stopped; check the chat by hand:")
     for row in rows:
         typer.echo(
-            f"outbox #{row.id}  {row.platform} chat {row.chat_id}  draft #{row.draft_id}  "
+            f"outbox #{row.id}  {row.account} ({row.platform}) chat {row.chat_id}  "
+            f"draft #{row.draft_id}  "
             f"{_when(row.updated_at)}  {_short(row.text, 60)}"
         )
 
 
-def after_action(db: Database, outcome: Outcome) -> None:
-    """Report a moderation action; console replies are delivered at once (nobody else will)."""
-    typer.echo(f"draft #{outcome.draft_id} {outcome.status.value}")
+def after_action(outcome: Outcome) -> None:
+    """Report a moderation action and where its reply went."""
+    typer.echo(outcome.message)
     if outcome.outbox_id is None:
         return
-    if _deliver_console(db, outcome.conversation_id):
+    if outcome.delivered:
         typer.echo(f"reply stored as sent (outbox #{outcome.outbox_id})")
     else:
         typer.echo(
             f"reply queued for sending (outbox #{outcome.outbox_id}); the running service "
-            "sends it within a few seconds"
+            f"of account {outcome.account!r} sends it within a few seconds"
         )
-
-
-def _deliver_console(db: Database, conversation_id: int) -> bool:
-    from bot.channels.console import ConsoleChannel
-    from bot.outbox import Outbox
-    from bot.storage import models as m
-
-    with db.session() as s:
-        conversation = s.get_one(m.Conversation, conversation_id)
-        account = s.get_one(m.Account, conversation.account_id)
-        if account.platform != ConsoleChannel.platform:
-            return False
-        handle = account.handle
-
-    async def deliver() -> None:
-        outbox = Outbox(db, {ConsoleChannel.platform: ConsoleChannel(account=handle)})
-        outbox.notify(conversation_id)
-        await outbox.idle()
-
-    asyncio.run(deliver())
-    return True

@@ -1,5 +1,10 @@
 """Wires settings into running parts and runs them: the body of `autoreply run` and `chat`.
 
+One process serves every configured account. Each account has its own channel, outbox
+workers, moderators' chat and start-up recovery; the model, the analysis and the database are
+shared. A channel that fails is restarted with back-off by its own supervisor, and its account
+is reported unhealthy (`autoreply accounts list`); the other accounts keep serving.
+
 Heavy imports (torch, transformers) happen here, inside functions, so light CLI verbs such as
 `classify` and `queue` never pay for them.
 """
@@ -10,17 +15,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from bot.accounts import Account
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.core import Core
 from bot.domain import Mode
 from bot.jobs import start_scheduler
+from bot.moderation import ModerationService
 from bot.outbox import Outbox
 from bot.pipeline import Analyser, Drafter, Gate, Pipeline
+from bot.storage import accounts as account_store
 from bot.storage import migrate
 from bot.storage.db import Database
 
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAIN_ON_EXIT_S = 30.0
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 300.0
 
 
 def build_analysis(settings: Settings) -> tuple[Analyser, Gate]:
@@ -39,14 +49,50 @@ def build_analysis(settings: Settings) -> tuple[Analyser, Gate]:
     return LexicalClassifier(settings.intent_labels), SafetyGate.from_settings(settings)
 
 
-def load_generator(settings: Settings) -> ReplyGenerator:
-    """Load the base model (and adapter) once. Raises ModelLoadError with what to do."""
-    from bot.nlp.generate import GenerationParams, ReplyGenerator
-    from bot.nlp.models import ModelHost
+def build_classifiers(accounts: Sequence[Account]) -> dict[str, Analyser]:
+    """One classifier per distinct set of intent labels, shared by the accounts using it."""
+    from bot.nlp.classify import LexicalClassifier
 
-    host = ModelHost.load(settings.model, device=settings.device, adapter=settings.adapter)
+    by_labels: dict[tuple[str, ...], Analyser] = {}
+    return {
+        a.name: by_labels.setdefault(a.intent_labels, LexicalClassifier(a.intent_labels))
+        for a in accounts
+    }
+
+
+def load_generator(
+    settings: Settings, accounts: Sequence[Account] = ()
+) -> tuple[ReplyGenerator, dict[str, str]]:
+    """Load the base model once, and every account's pinned adapter onto it.
+
+    Returns the generator and, per account with a pinned adapter, the adapter's name in the
+    host. Raises ModelLoadError with what to do.
+    """
+    from bot.nlp.generate import ReplyGenerator
+    from bot.nlp.models import BASE_ADAPTER, ModelHost, adapter_name_for
+
+    host = ModelHost.load(settings.model, device=settings.device)
+    names: dict[str, str] = {}  # adapter directory -> name in the host
+    adapters: dict[str, str] = {}
+    for account in accounts:
+        if account.adapter is None:
+            continue
+        if account.adapter not in names:
+            name = adapter_name_for(account.adapter)
+            if name in names.values():  # two directories with one base name
+                name = f"{name}_{len(names)}"
+            host.load_adapter(name, account.adapter)
+            names[account.adapter] = name
+        adapters[account.name] = names[account.adapter]
+    if adapters:
+        # Accounts without a pinned adapter run the base model, never another's adapter.
+        for account in accounts:
+            adapters.setdefault(account.name, BASE_ADAPTER)
     log.info("model %s ready on %s (%s)", host.name, host.device, host.dtype)
-    return ReplyGenerator(host, GenerationParams.from_settings(settings))
+    default_style = accounts[0].style if accounts else None
+    from bot.domain import ReplyStyle
+
+    return ReplyGenerator(host, default_style or ReplyStyle()), adapters
 
 
 @dataclass
@@ -58,96 +104,206 @@ class Running:
     outbox: Outbox
     channels: Sequence[Channel]
     core: Core
+    moderation: ModerationService
+    health: dict[str, str] = field(default_factory=dict)
 
 
 class Service:
     """Starts the database, model, pipeline, outbox, scheduler and channels, in that order, and
-    stops them in reverse. Channels are built by the caller (see bot/channels/registry.py)."""
+    stops them in reverse. Channels are built by the caller (see bot/channels/registry.py), one
+    per account, matched by `channel.account == account.name`."""
 
     def __init__(
         self,
         settings: Settings,
+        accounts: Sequence[Account],
         channels: Sequence[Channel],
         *,
         drafter: Drafter | None = None,
     ) -> None:
         self.settings = settings
+        self.accounts = list(accounts)
         self.channels = list(channels)
         self._drafter = drafter
         self.running: Running | None = None
+        missing = {c.account for c in self.channels} - {a.name for a in self.accounts}
+        if missing:
+            raise ValueError(f"channels for unknown accounts: {sorted(missing)}")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until a channel closes (console end of input) or `stop` / SIGINT / SIGTERM."""
+        """Run until every channel closed on its own (console end of input), or `stop` /
+        SIGINT / SIGTERM."""
         stop = stop or asyncio.Event()
         settings = self.settings
         await asyncio.to_thread(migrate.ensure_schema, settings.database_url)
         db = Database(settings.database_url)
+        await asyncio.to_thread(self._bind, db)
         drafter = self._drafter
         owned_generator = None
-        if drafter is None and settings.mode is not Mode.OFF:
-            owned_generator = await asyncio.to_thread(load_generator, settings)
+        adapters: dict[str, str] = {}
+        if drafter is None and any(a.mode is not Mode.OFF for a in self.accounts):
+            owned_generator, adapters = await asyncio.to_thread(
+                load_generator, settings, self.accounts
+            )
             drafter = owned_generator
         classifier, gate = await asyncio.to_thread(build_analysis, settings)
-        review_chats = {c.platform: c.review_chat_id for c in self.channels if c.review_chat_id}
+        classifiers = await asyncio.to_thread(build_classifiers, self.accounts)
+        by_name = {account.name: account for account in self.accounts}
         outbox = Outbox(
-            db, {channel.platform: channel for channel in self.channels}, review_chats=review_chats
+            db,
+            {channel.account: channel for channel in self.channels},
+            review_chats={a.name: a.review_chat_id for a in self.accounts if a.review_chat_id},
         )
         await asyncio.to_thread(outbox.recover)
-        by_platform = {channel.platform: channel for channel in self.channels}
+        channels = {channel.account: channel for channel in self.channels}
         pipeline = Pipeline(
             db=db,
             classifier=classifier,
             gate=gate,
             drafter=drafter,
             outbox=outbox,
-            default_mode=settings.mode,
+            accounts=by_name,
             history_turns=settings.history_turns,
-            review_chats={c.platform: c.review_chat_id for c in self.channels if c.review_chat_id},
-            cooldowns={c.platform: c.cooldown_s for c in self.channels},
-            activity=lambda incoming: by_platform[incoming.platform].activity(incoming),
+            classifiers=classifiers,
+            adapters=adapters,
+            activity=lambda incoming: channels[incoming.account].activity(incoming),
         )
-        core = Core(db=db, pipeline=pipeline, outbox=outbox)
-        self.running = Running(db, pipeline, outbox, self.channels, core)
-        scheduler = start_scheduler(outbox, db)
+        loop = asyncio.get_running_loop()
+
+        def wake(conversation_id: int) -> bool:
+            # The moderation service runs in worker threads; the outbox lives on the loop.
+            loop.call_soon_threadsafe(outbox.notify, conversation_id)
+            return False
+
+        moderation = ModerationService(db, gate=lambda: gate, wake=wake)
+        core = Core(db=db, pipeline=pipeline, outbox=outbox, moderation=moderation)
+        health = Health(db)
+        self.running = Running(db, pipeline, outbox, self.channels, core, moderation, health.now)
+        scheduler = start_scheduler(outbox, db, heartbeat=health.beat)
         _install_signal_handlers(stop)
-        started: list[Channel] = []
+        supervisors: list[asyncio.Task[None]] = []
         try:
             for channel in self.channels:
                 await pipeline.resume_unhandled(channel.platform, channel.account)
             await outbox.sweep()
-            for channel in self.channels:
-                await channel.start(core)
-                started.append(channel)
-            await _until_first(stop, [channel.wait_closed() for channel in started])
+            await _start_all(self.channels, core, health)
+            supervisors = [
+                asyncio.create_task(_supervise(c, core, health, stop), name=f"channel-{c.account}")
+                for c in self.channels
+            ]
+            await _until_stopped(stop, supervisors)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(outbox.idle(), DRAIN_ON_EXIT_S)
         finally:
             # Stop taking messages, stop drafting (unhandled messages resume next start), then
             # let the outbox finish the sends in progress, and only then drop connections.
-            for channel in reversed(started):
+            for task in supervisors:
+                task.cancel()
+            await asyncio.gather(*supervisors, return_exceptions=True)
+            for channel in reversed(self.channels):
                 await channel.stop()
             await pipeline.cancel_background()
             scheduler.shutdown(wait=False)
             await outbox.close()
-            for channel in reversed(started):
+            for channel in reversed(self.channels):
                 await channel.close()
             if owned_generator is not None:
                 owned_generator.close()
+            await asyncio.to_thread(health.stopped, [c.account for c in self.channels])
             db.dispose()
 
+    def _bind(self, db: Database) -> None:
+        """Give each account's row its configured name (history follows the platform id)."""
+        with db.session() as s:
+            for account in self.accounts:
+                account_store.bind(s, account.name, account.platform, account.handle)
 
-async def _until_first(stop: asyncio.Event, waits: list[Coroutine[Any, Any, None]]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    stopper = asyncio.ensure_future(stop.wait())
+
+class Health:
+    """Each account's channel state, kept in memory and in the database for `accounts list`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.now: dict[str, str] = {}
+
+    def set(self, account: str, state: str, note: str | None = None) -> None:
+        self.now[account] = state if note is None else f"{state}: {note}"
+        with self._db.session() as s:
+            account_store.set_health(s, account, state, note)
+
+    def beat(self) -> None:
+        """Refresh the heartbeat of every healthy account (a dead process goes stale)."""
+        up = [name for name, state in self.now.items() if state == "ok"]
+        if up:
+            with self._db.session() as s:
+                account_store.heartbeat(s, up)
+
+    def stopped(self, accounts: list[str]) -> None:
+        with self._db.session() as s:
+            for account in accounts:
+                account_store.set_health(s, account, "stopped", None)
+
+
+async def _start_all(channels: Sequence[Channel], core: Core, health: Health) -> None:
+    """Start every channel at once. With nothing able to start, stop with the first error (one
+    account with a bad token fails start-up as before); otherwise the failed ones are retried
+    by their supervisors while the rest serve."""
+    results = await asyncio.gather(*(c.start(core) for c in channels), return_exceptions=True)
+    errors: list[BaseException] = []
+    for channel, result in zip(channels, results, strict=True):
+        if isinstance(result, BaseException):
+            errors.append(result)
+            await asyncio.to_thread(health.set, channel.account, "down", str(result)[:500])
+            log.error("account %r could not start: %s", channel.account, result)
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        else:
+            await asyncio.to_thread(health.set, channel.account, "ok")
+    if errors and len(errors) == len(channels):
+        raise errors[0]
+
+
+async def _supervise(channel: Channel, core: Core, health: Health, stop: asyncio.Event) -> None:
+    """Keep one account's channel running: restart it with back-off after a crash."""
+    delay = RESTART_MIN_S
+    needs_start = health.now.get(channel.account) != "ok"
+    while not stop.is_set():
+        try:
+            if needs_start:
+                await asyncio.sleep(delay)
+                await channel.start(core)
+                await asyncio.to_thread(health.set, channel.account, "ok")
+                log.info("account %r is serving again", channel.account)
+                delay = RESTART_MIN_S
+            await channel.wait_closed()
+            return  # closed on its own (the console's input ended)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (one account's failure must not stop others)
+            log.error(
+                "account %r failed (%s); restarting it in %.0f s", channel.account, exc, delay
+            )
+            await asyncio.to_thread(health.set, channel.account, "down", str(exc)[:500])
+            with contextlib.suppress(Exception):
+                await channel.stop()
+            needs_start = True
+            delay = min(RESTART_MAX_S, delay * 2)
+
+
+async def _until_stopped(stop: asyncio.Event, supervisors: list[asyncio.Task[None]]) -> None:
+    """Until `stop`, or until every channel has closed on its own."""
+
+    async def all_closed() -> None:
+        await asyncio.gather(*supervisors)
+
+    stopper: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+    everyone: asyncio.Future[object] = asyncio.ensure_future(all_closed())
     try:
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopper:
-                task.result()  # surface a channel crash
+        await asyncio.wait([stopper, everyone], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in [stopper, *tasks]:
-            task.cancel()
-        await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        stopper.cancel()
+        everyone.cancel()
+        await asyncio.gather(stopper, everyone, return_exceptions=True)
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

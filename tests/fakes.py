@@ -3,12 +3,75 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.accounts import Account
 from bot.channels.base import Channel, SendError
 from bot.core import Core
-from bot.domain import Draft, Outgoing, Turn
+from bot.domain import (
+    Actor,
+    ActorKind,
+    ActorRole,
+    Draft,
+    DraftRequest,
+    Mode,
+    Outgoing,
+    ReplyStyle,
+    Turn,
+    Verdict,
+    VerdictAction,
+)
+from bot.moderation import ModerationService
+from bot.storage.db import Database
+
+OPERATOR = Actor(ActorKind.CLI, "tester", "cli:tester", ActorRole.OPERATOR)
+
+
+def account(
+    name: str = "acct",
+    *,
+    platform: str = "console",
+    mode: Mode = Mode.AUTO,
+    user_cooldown_s: float = 0.0,
+    labels: tuple[str, ...] = (
+        "question",
+        "complaint",
+        "praise",
+        "request",
+        "greeting",
+        "spam",
+        "abuse",
+        "other",
+    ),
+) -> Account:
+    """An account as the config would resolve it, for tests that build parts by hand."""
+    return Account(
+        name=name,
+        platform=platform,
+        handle=name,
+        mode=mode,
+        style=ReplyStyle(),
+        intent_labels=labels,
+        disclosure=None,
+        user_cooldown_s=user_cooldown_s,
+        is_default=True,
+    )
+
+
+class AllowAll:
+    """A draft checker that allows everything (moderation tests that are not about safety)."""
+
+    def check_draft(self, text: str) -> Verdict:
+        return Verdict(VerdictAction.ALLOW, 0.0)
+
+
+def moderation(db: Database) -> ModerationService:
+    """The moderation service with the real safety gate, as the CLI builds it."""
+    from bot.config import Settings
+    from bot.safety.gate import SafetyGate
+
+    return ModerationService(db, gate=lambda: SafetyGate.from_settings(Settings()))
 
 
 @dataclass
@@ -23,11 +86,12 @@ class RecordingChannel(Channel):
     def __init__(
         self,
         platform: str = "console",
+        account: str = "acct",
         fail: Callable[[Outgoing, int], SendError | None] | None = None,
         delay: float = 0.0,
     ) -> None:
         self.platform = platform
-        self.account = "acct"
+        self.account = account
         self.sent: list[Sent] = []
         self.attempts: list[Outgoing] = []
         self._fail = fail
@@ -58,9 +122,11 @@ class CannedDrafter:
     text: str = "Thanks for reaching out, we are looking into it."
     fallback_used: bool = False
     calls: list[tuple[tuple[Turn, ...], str]] = field(default_factory=list)
+    requests: list[DraftRequest] = field(default_factory=list)
 
-    async def adraft(self, history: Sequence[Turn], text: str) -> Draft:
-        self.calls.append((tuple(history), text))
+    async def adraft(self, request: DraftRequest) -> Draft:
+        self.calls.append((tuple(request.history), request.text))
+        self.requests.append(request)
         return Draft(
             text=self.text,
             raw=self.text,

@@ -1,47 +1,69 @@
-"""Builds the channels that settings ask for. New platforms register a builder here."""
+"""Builds one channel per configured account. New platforms register a builder here."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
+from bot.accounts import Account
 from bot.channels.base import Channel
-from bot.config import Settings
 
-Builder = Callable[[Settings], Channel | None]
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """The process's stdin/stdout, for console accounts. Only one account can read them."""
+
+    stdin: BinaryIO
+    stdout: TextIO
+    owned: bool  # this console account reads the input (the only account served)
+
+
+Builder = Callable[[Account, Terminal], Channel]
 _BUILDERS: dict[str, Builder] = {}
 
 
 def register(platform: str, builder: Builder) -> None:
-    """Add a platform. The builder returns None when the settings don't configure it."""
+    """Add a platform. Refuses duplicates, so two modules cannot fight over one name."""
     if platform in _BUILDERS:
         raise ValueError(f"a channel for {platform!r} is already registered")
     _BUILDERS[platform] = builder
 
 
-def build_channels(settings: Settings, *, stdin: BinaryIO, stdout: TextIO) -> list[Channel]:
-    """Every configured platform; the console when none is, so a fresh install still chats."""
-    channels = [c for c in (build(settings) for build in _BUILDERS.values()) if c is not None]
-    if channels:
-        return channels
+def platforms() -> tuple[str, ...]:
+    return tuple(_BUILDERS)
+
+
+def build_channels(
+    accounts: Sequence[Account], *, stdin: BinaryIO, stdout: TextIO
+) -> list[Channel]:
+    """One channel per account. A console account reads the terminal only when it is the one
+    account served; beside others it is a write-only sink (replies approved later from the
+    CLI are recorded as sent)."""
+    terminal = Terminal(stdin, stdout, owned=len(accounts) == 1)
+    return [_BUILDERS[account.platform](account, terminal) for account in accounts]
+
+
+def _console(account: Account, terminal: Terminal) -> Channel:
     from bot.channels.console import ConsoleChannel
 
-    interactive = stdin.isatty() and stdout.isatty()
-    return [
-        ConsoleChannel(account=settings.account, source=stdin, out=stdout, interactive=interactive)
-    ]
+    if not terminal.owned:
+        return ConsoleChannel(account=account.name)
+    interactive = terminal.stdin.isatty() and terminal.stdout.isatty()
+    return ConsoleChannel(
+        account=account.name, source=terminal.stdin, out=terminal.stdout, interactive=interactive
+    )
 
 
-def _telegram(settings: Settings) -> Channel | None:
-    if settings.telegram_token is None:
-        return None
+def _telegram(account: Account, terminal: Terminal) -> Channel:
     # PTB warns on every RetryAfter.retry_after access unless told to use timedeltas, which
     # our code handles; it reads this when imported.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     from bot.channels.telegram import TelegramChannel  # PTB loads only when configured
 
-    return TelegramChannel(settings)
+    return TelegramChannel(account)
 
 
+register("console", _console)
 register("telegram", _telegram)

@@ -50,15 +50,15 @@ from telegram.ext import (
     filters,
 )
 
+from bot.accounts import Account
 from bot.cards import action_footer
 from bot.channels import callback_data
 from bot.channels.base import Channel, SendError
 from bot.channels.rate_limit import ChatRateLimiter
 from bot.channels.text_split import clean_for_telegram, split_message
 from bot.channels.webhook_server import WebhookServer
-from bot.config import Settings
 from bot.core import ModAction, ModResult
-from bot.domain import ChatKind, Incoming, Outgoing, OutgoingKind, utcnow
+from bot.domain import Actor, ActorKind, ChatKind, Incoming, Outgoing, OutgoingKind, utcnow
 from bot.errors import ChannelError, StorageError
 
 if TYPE_CHECKING:
@@ -79,22 +79,24 @@ Context = ContextTypes.DEFAULT_TYPE
 class TelegramChannel(Channel):
     platform = "telegram"
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.telegram_token is not None
-        token = settings.telegram_token.get_secret_value()
-        self.account = token.split(":", 1)[0]  # the bot's id: stable across username changes
-        self.review_chat_id = (
-            str(settings.telegram_moderator_chat_id)
-            if settings.telegram_moderator_chat_id is not None
-            else None
+    def __init__(self, account: Account) -> None:
+        tg = account.telegram
+        assert tg is not None and tg.token is not None
+        token = tg.token.get_secret_value()
+        self.account = account.name
+        self.handle = account.handle  # the bot's id: stable across username changes
+        self.review_chat_id = account.review_chat_id
+        self._tg = tg
+        self._disclosure = account.disclosure
+        # Where the operator fixes a bad token: the account's variable, or the flat one.
+        self._token_hint = (
+            f"{tg.token_env or 'AUTOREPLY_TELEGRAM_TOKEN'} (account {account.name!r})"
         )
-        self.cooldown_s = settings.telegram_user_cooldown_s
-        self._settings = settings
-        self._moderators = frozenset(settings.telegram_moderator_ids) - {ANONYMOUS_ADMIN_ID}
+        self._moderators = account.moderator_ids - {ANONYMOUS_ADMIN_ID}
         self._key = callback_data.derive_key(token)
         builder = ApplicationBuilder().token(token).updater(None).connection_pool_size(64)
-        if settings.telegram_base_url:
-            builder = builder.base_url(settings.telegram_base_url)
+        if tg.base_url:
+            builder = builder.base_url(tg.base_url)
         self._app: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self._limiter = ChatRateLimiter()
         self._ready = asyncio.Event()
@@ -106,39 +108,49 @@ class TelegramChannel(Channel):
         self._failures: dict[int, int] = {}
         self._core: Core | None = None
         self._username = ""
+        self._handlers_registered = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, core: Core) -> None:
+        """Connect and start receiving. Safe to call again after `stop` (a restart)."""
         self._core = core
-        self._register_handlers()
+        self._stopping.clear()
+        if not self._handlers_registered:
+            self._register_handlers()
+            self._handlers_registered = True
         try:
             await self._app.initialize()  # getMe
         except InvalidToken as exc:
             raise ChannelError(
-                "Telegram refused the bot token; check AUTOREPLY_TELEGRAM_TOKEN (from @BotFather)"
+                f"Telegram refused the bot token; check {self._token_hint} (from @BotFather)"
             ) from exc
         except NetworkError as exc:
             raise ChannelError(
-                f"cannot reach the Telegram Bot API ({exc}); check the network or "
-                "AUTOREPLY_TELEGRAM_BASE_URL"
+                f"account {self.account!r}: cannot reach the Telegram Bot API ({exc}); check "
+                "the network or the account's base URL"
             ) from exc
         self._username = (self._app.bot.username or "").lower()
         self._ready.set()
         try:
-            if self._settings.telegram_webhook_url:
+            if self._tg.webhook_url:
                 await self._start_webhook()
             else:
                 # getUpdates answers 409 while a webhook is set; never drop what is pending.
                 await self._app.bot.delete_webhook(drop_pending_updates=False)
         except TelegramError as exc:
             raise ChannelError(
-                f"Telegram refused to set up {self._mode()} ({exc}); check "
-                "AUTOREPLY_TELEGRAM_WEBHOOK_URL (a public https URL) or unset it to use polling"
+                f"account {self.account!r}: Telegram refused to set up {self._mode()} ({exc}); "
+                "check the webhook URL (a public https URL) or unset it to use polling"
             ) from exc
-        if not self._settings.telegram_webhook_url:
+        if not self._tg.webhook_url:
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
-        log.info("telegram channel started as @%s (%s)", self._username, self._mode())
+        log.info(
+            "telegram channel of account %r started as @%s (%s)",
+            self.account,
+            self._username,
+            self._mode(),
+        )
 
     async def stop(self) -> None:
         """Stop taking updates; sending keeps working until `close`."""
@@ -161,7 +173,7 @@ class TelegramChannel(Channel):
             await self._stopping.wait()
 
     def _mode(self) -> str:
-        return "webhook" if self._settings.telegram_webhook_url else "polling"
+        return "webhook" if self._tg.webhook_url else "polling"
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -170,7 +182,7 @@ class TelegramChannel(Channel):
         only moves past an update once that update is committed."""
         offset: int | None = None
         backoff = 1.0
-        timeout = self._settings.telegram_poll_timeout_s
+        timeout = self._tg.poll_timeout_s
         while not self._stopping.is_set():
             try:
                 updates = await self._app.bot.get_updates(
@@ -184,7 +196,7 @@ class TelegramChannel(Channel):
                 continue
             except InvalidToken as exc:
                 raise ChannelError(
-                    "Telegram refused the bot token; check AUTOREPLY_TELEGRAM_TOKEN"
+                    f"Telegram refused the bot token; check {self._token_hint}"
                 ) from exc
             except TelegramError as exc:  # Conflict, NetworkError/TimedOut, server errors
                 log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
@@ -248,21 +260,21 @@ class TelegramChannel(Channel):
         return True
 
     async def _start_webhook(self) -> None:
-        s = self._settings
-        assert s.telegram_webhook_url and s.telegram_webhook_secret
-        secret = s.telegram_webhook_secret.get_secret_value()
+        tg = self._tg
+        assert tg.webhook_url and tg.webhook_secret
+        secret = tg.webhook_secret.get_secret_value()
         self._webhook = WebhookServer(
-            listen=s.telegram_webhook_listen,
-            port=s.telegram_webhook_port,
-            path=urlsplit(s.telegram_webhook_url).path or "/",
+            listen=tg.webhook_listen,
+            port=tg.webhook_port,
+            path=urlsplit(tg.webhook_url).path or "/",
             secret=secret,
-            max_body=s.telegram_webhook_max_body,
+            max_body=tg.webhook_max_body,
             on_push=self._on_push,
         )
         self._webhook.start()  # listen first, then tell Telegram where to push
         # One connection at a time keeps pushes, and so each chat's messages, in order.
         await self._app.bot.set_webhook(
-            s.telegram_webhook_url,
+            tg.webhook_url,
             secret_token=secret,
             allowed_updates=ALLOWED_UPDATES,
             max_connections=1,
@@ -321,9 +333,9 @@ class TelegramChannel(Channel):
         private = message.chat.type == ChatType.PRIVATE
         addressed = private or self._mentions_bot(message)
         edited = update.edited_message is not None
-        if edited and not self._settings.telegram_answer_edits:
+        if edited and not self._tg.answer_edits:
             addressed = False
-        if not addressed and not private and not self._settings.telegram_store_chatter:
+        if not addressed and not private and not self._tg.store_chatter:
             return None
         user = message.from_user
         sender_id = message.sender_chat.id if message.sender_chat else (user.id if user else 0)
@@ -378,21 +390,30 @@ class TelegramChannel(Channel):
             return
         word, _, args = message.text.partition(" ")
         name = word[1:].split("@", 1)[0]
-        user_id = message.from_user.id if message.from_user else 0
         assert self._core is not None
         await self._core.command(
             incoming,
             name,
             args,
-            is_moderator=self._is_moderator(user_id),
+            actor=self._actor(message.from_user),
             in_review_chat=str(message.chat.id) == self.review_chat_id,
         )
         self._stored_updates.add(update.update_id)
 
     # --- moderators -----------------------------------------------------------------------
 
-    def _is_moderator(self, user_id: int) -> bool:
-        return user_id in self._moderators
+    def _actor(self, user: Any) -> Actor:
+        """The sender as the moderation service knows them: a moderator of this account, or
+        someone with no accounts (the service then refuses and audits whatever they try)."""
+        if user is None:
+            return Actor(ActorKind.TELEGRAM, "0", "unknown", accounts=frozenset())
+        allowed = user.id in self._moderators and not user.is_bot
+        return Actor(
+            ActorKind.TELEGRAM,
+            str(user.id),
+            _moderator_name(user),
+            accounts=frozenset({self.account}) if allowed else frozenset(),
+        )
 
     async def _on_button(self, update: Update, context: Context) -> None:
         query = update.callback_query
@@ -407,20 +428,25 @@ class TelegramChannel(Channel):
             log.warning("ignored a button press with unknown data from user %s", query.from_user.id)
             await _answer(query, "This button is no longer valid.")
             return
-        who = _moderator_name(query.from_user)
-        if not self._is_moderator(query.from_user.id) or query.from_user.is_bot:
-            await self._core.refuse(draft_id, who=who, note=f"{action} button, not a moderator")
+        actor = self._actor(query.from_user)
+        # "edit" only asks for the text (sent as a reply to the card); it still goes through
+        # the service, which refuses and audits a press by someone who may not moderate.
+        result = await self._core.act(actor, draft_id, ModAction(action), text=None)
+        if not actor.may_act_on(self.account):
             await _answer(query, "Only moderators can do this.", alert=True)
             return
         if action == "edit":
-            await _answer(query, "Reply to this card with the new text to send it.", alert=True)
+            await _answer(query, result.message, alert=True)
             return
-        result = await self._core.moderate(draft_id, ModAction(action), moderator=who)
         await _answer(query, result.message)
         card = query.message
         # A card whose buttons are already gone was closed by the first press: leave it be.
-        if isinstance(card, Message) and (result.ok or card.reply_markup is not None):
-            await self._close_card(card, _footer(result, action, who))
+        if (
+            isinstance(card, Message)
+            and result.status not in (None, "queued")
+            and (result.ok or card.reply_markup is not None)
+        ):
+            await self._close_card(card, _footer(result, action, actor.display))
 
     async def _on_review_chat(self, update: Update, context: Context) -> None:
         """Messages in the moderators' chat are never answered; a moderator's reply to a card
@@ -442,15 +468,12 @@ class TelegramChannel(Channel):
         )
         if draft_id is None:
             return
-        who = _moderator_name(user)
-        if not self._is_moderator(user.id):
-            await self._core.refuse(draft_id, who=who, note="edit reply, not a moderator")
-            return
-        result = await self._core.moderate(
-            draft_id, ModAction.EDIT, moderator=who, text=message.text
-        )
-        if result.ok or result.status is not None:
-            await self._close_card(card, _footer(result, "edit", who))
+        actor = self._actor(user)
+        result = await self._core.act(actor, draft_id, ModAction.EDIT, text=message.text)
+        if not actor.may_act_on(self.account):
+            return  # refused and audited by the service; nothing to show in the group
+        if result.ok or result.status not in (None, "queued"):
+            await self._close_card(card, _footer(result, "edit", actor.display))
         if not result.ok:
             try:
                 await message.reply_text(result.message)
@@ -470,8 +493,8 @@ class TelegramChannel(Channel):
     async def send(self, message: Outgoing) -> str:
         await self._ready.wait()
         text = clean_for_telegram(message.text)
-        if message.kind is OutgoingKind.REPLY and self._settings.telegram_disclosure:
-            text = f"{text}\n\n{self._settings.telegram_disclosure}"
+        if message.kind is OutgoingKind.REPLY and self._disclosure:
+            text = f"{text}\n\n{self._disclosure}"
         parts = split_message(text) or ["…"]
         markup = None
         if message.kind is OutgoingKind.CARD and message.draft_id is not None:

@@ -13,15 +13,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import torch
 from transformers import GenerationConfig
 
-from bot.config import DEFAULT_FALLBACK, DEFAULT_PERSONA, Settings
-from bot.domain import Draft, Turn
+from bot.config import Settings
+from bot.domain import Draft, DraftRequest, ReplyStyle, Turn
 from bot.errors import GenerationError
 from bot.nlp.loading import first_line
 from bot.nlp.models import ModelHost
@@ -30,67 +29,24 @@ from bot.nlp.prompts import Prompt, PromptFormat, build_prompt, clean_reply
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class GenerationParams:
-    """Decoding and prompt settings for drafting; see `Settings` for what each one does.
-
-    The defaults are `Settings`' defaults, so tests and tools can build one directly.
-    """
-
-    max_new_tokens: int = 48
-    temperature: float = 0.8
-    top_p: float = 0.9
-    repetition_penalty: float = 1.3
-    no_repeat_ngram_size: int = 3
-    do_sample: bool = True
-    seed: int | None = None
-    prompt_format: PromptFormat = "plain"
-    persona: str = DEFAULT_PERSONA
-    bot_name: str = "Bot"
-    fallback_reply: str = DEFAULT_FALLBACK
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1; raise AUTOREPLY_MAX_NEW_TOKENS")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0; use do_sample=False for greedy decoding")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]; fix AUTOREPLY_TOP_P")
-        if not self.fallback_reply.strip():
-            raise ValueError("fallback_reply must not be blank; set AUTOREPLY_FALLBACK_REPLY")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GenerationParams:
-        return cls(
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            repetition_penalty=settings.repetition_penalty,
-            no_repeat_ngram_size=settings.no_repeat_ngram_size,
-            do_sample=settings.do_sample,
-            seed=settings.seed,
-            prompt_format=settings.prompt_format,
-            persona=settings.persona,
-            bot_name=settings.bot_name,
-            fallback_reply=settings.fallback_reply,
-        )
+# Decoding and prompt settings now travel with each request (one account's style);
+# the old name stays for callers that build a generator's defaults.
+GenerationParams = ReplyStyle
 
 
-@dataclass(frozen=True, slots=True)
-class DraftRequest:
-    """One reply to draft. `adapter`: None uses the host's active adapter, BASE_ADAPTER none."""
+def style_from_settings(settings: Settings) -> ReplyStyle:
+    """The process-wide default style (what a request without a style gets)."""
+    from bot.accounts import load_accounts
 
-    history: tuple[Turn, ...]
-    text: str
-    adapter: str | None = None
+    return load_accounts(settings).default.style
 
 
 class ReplyGenerator:
     """Turns requests into `Draft`s. Call `close()` (or use `with`) to stop its worker thread."""
 
-    def __init__(self, host: ModelHost, params: GenerationParams) -> None:
+    def __init__(self, host: ModelHost, params: ReplyStyle) -> None:
         self.host = host
-        self.params = params
+        self.params = params  # the style of requests that bring none
         # One worker: the model is not re-entrant, and a queue in front of it keeps order.
         # Direct `draft_many` calls from other threads are serialised by `host.lock`.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoreply-gen")
@@ -98,30 +54,39 @@ class ReplyGenerator:
     # --- sync ------------------------------------------------------------------------------
 
     def draft(self, history: Sequence[Turn], text: str, adapter: str | None = None) -> Draft:
-        return self.draft_many([DraftRequest(tuple(history), text, adapter)])[0]
+        return self.draft_many([DraftRequest(tuple(history), text, adapter=adapter)])[0]
 
     def draft_many(self, requests: Sequence[DraftRequest]) -> list[Draft]:
-        """Draft one reply per request in a single left-padded `generate` call."""
-        if not requests:
-            return []
+        """Draft one reply per request: one left-padded `generate` call per distinct style
+        (decoding settings and stop strings apply to a whole call), adapters chosen per row."""
+        drafts: dict[int, Draft] = {}
+        groups: dict[ReplyStyle, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.style or self.params, []).append(index)
+        for style, indices in groups.items():
+            batch = self._draft_batch(style, [requests[i] for i in indices])
+            drafts.update(zip(indices, batch, strict=True))
+        return [drafts[i] for i in range(len(requests))]
+
+    def _draft_batch(self, style: ReplyStyle, requests: Sequence[DraftRequest]) -> list[Draft]:
         host = self.host
         # The lock covers tokenizing too: HF fast tokenizers are not safe to share across
         # threads ("Already borrowed"), and the adapter choice must match the generate call.
         with host.lock, torch.inference_mode():
             adapters = [host.resolve_adapter(request.adapter) for request in requests]
-            prompts = [self._prompt(request) for request in requests]
+            prompts = [self._prompt(style, request) for request in requests]
             input_ids, attention_mask = self._left_pad(prompts)
-            output = self._generate(input_ids, attention_mask, adapters)
+            output = self._generate(style, input_ids, attention_mask, adapters)
         new_rows = output[:, input_ids.shape[1] :].tolist()
         return [
-            self._to_draft(row, prompt, adapter)
+            self._to_draft(style, row, prompt, adapter)
             for row, prompt, adapter in zip(new_rows, prompts, adapters, strict=True)
         ]
 
     # --- async -----------------------------------------------------------------------------
 
-    async def adraft(self, history: Sequence[Turn], text: str, adapter: str | None = None) -> Draft:
-        drafts = await self.adraft_many([DraftRequest(tuple(history), text, adapter)])
+    async def adraft(self, request: DraftRequest) -> Draft:
+        drafts = await self.adraft_many([request])
         return drafts[0]
 
     async def adraft_many(self, requests: Sequence[DraftRequest]) -> list[Draft]:
@@ -144,15 +109,15 @@ class ReplyGenerator:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _prompt(self, request: DraftRequest) -> Prompt:
+    def _prompt(self, style: ReplyStyle, request: DraftRequest) -> Prompt:
         prompt = build_prompt(
             self.host.tokenizer,
-            prompt_format=self.params.prompt_format,
-            persona=self.params.persona,
+            prompt_format=_format(style),
+            persona=style.persona,
             history=request.history,
             text=request.text,
             max_positions=self.host.max_positions,
-            max_new_tokens=self.params.max_new_tokens,
+            max_new_tokens=style.max_new_tokens,
         )
         if prompt.truncated:
             log.info(
@@ -173,8 +138,8 @@ class ReplyGenerator:
         device = self.host.device
         return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
-    def _generation_config(self) -> GenerationConfig:
-        params, host = self.params, self.host
+    def _generation_config(self, params: ReplyStyle) -> GenerationConfig:
+        host = self.host
         sampling: dict[str, Any] = {}
         if params.do_sample:
             sampling = {"temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
@@ -194,17 +159,21 @@ class ReplyGenerator:
         )
 
     def _generate(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapters: list[str | None]
+        self,
+        style: ReplyStyle,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        adapters: list[str | None],
     ) -> torch.Tensor:
-        if self.params.seed is not None:
-            torch.manual_seed(self.params.seed)  # global RNG; fine under the host lock
+        if style.seed is not None:
+            torch.manual_seed(style.seed)  # global RNG; fine under the host lock
         try:
             return self.host.generate(
                 input_ids,
                 attention_mask,
-                config=self._generation_config(),
+                config=self._generation_config(style),
                 adapters=adapters,
-                tokenizer=self.host.tokenizer if self.params.prompt_format == "plain" else None,
+                tokenizer=self.host.tokenizer if style.prompt_format == "plain" else None,
             )
         except RuntimeError as exc:  # torch failures, e.g. out of memory
             raise GenerationError(
@@ -212,8 +181,10 @@ class ReplyGenerator:
                 "AUTOREPLY_MAX_NEW_TOKENS or the batch size, or check the device"
             ) from exc
 
-    def _to_draft(self, row: list[int], prompt: Prompt, adapter: str | None) -> Draft:
-        params, tokenizer = self.params, self.host.tokenizer
+    def _to_draft(
+        self, params: ReplyStyle, row: list[int], prompt: Prompt, adapter: str | None
+    ) -> Draft:
+        tokenizer = self.host.tokenizer
         eos = self.host.eos_token_id
         # A row that finished before the others is filled with the pad token (EOS for GPT-2).
         ends = {eos, tokenizer.pad_token_id}
@@ -240,3 +211,9 @@ class ReplyGenerator:
             prompt_tokens=len(prompt.input_ids),
             new_tokens=len(generated),
         )
+
+
+def _format(style: ReplyStyle) -> PromptFormat:
+    if style.prompt_format not in ("plain", "dialogpt"):
+        raise ValueError(f"unknown prompt format {style.prompt_format!r}; use plain or dialogpt")
+    return style.prompt_format  # type: ignore[return-value]

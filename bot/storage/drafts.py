@@ -2,51 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, aliased
 
-from bot.domain import Draft, Verdict
+from bot.domain import Actor, AuditEntry, Draft, QueueItem, Verdict
 from bot.storage import models as m
-
-
-@dataclass(frozen=True, slots=True)
-class QueueItem:
-    """A draft as moderators see it: the message it answers, its analysis and its verdict."""
-
-    draft_id: int
-    status: m.DraftStatus
-    created_at: datetime
-    platform: str
-    account: str
-    chat_id: str
-    user_name: str | None
-    message_id: int
-    message_text: str
-    draft_text: str
-    raw_text: str
-    fallback_used: bool
-    intent: str | None
-    intent_score: float | None
-    sentiment: str | None
-    sentiment_score: float | None
-    verdict: str
-    toxicity: float
-    flags: tuple[str, ...]
-    input_flags: tuple[str, ...]
-    model_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    moderator: str
-    action: str
-    before_text: str | None
-    after_text: str | None
-    note: str | None
-    created_at: datetime
+from bot.storage import outbox_store
 
 
 def create_draft(
@@ -99,23 +60,53 @@ def transition(
 
 def audit(
     session: Session,
-    draft_id: int,
     *,
-    moderator: str,
+    account_id: int,
+    actor: Actor,
     action: m.ModerationKind,
+    draft_id: int | None = None,
+    target_kind: str = "draft",
+    target: str | None = None,
     before_text: str | None = None,
     after_text: str | None = None,
     note: str | None = None,
 ) -> None:
+    """One audit row: every action and every refusal, with or without a draft."""
     session.add(
         m.ModerationAction(
+            account_id=account_id,
             draft_id=draft_id,
-            moderator=moderator,
+            target_kind=target_kind,
+            target=target if target is not None else (str(draft_id) if draft_id else None),
+            actor_kind=actor.kind.value,
+            actor_id=actor.id[:128],
+            moderator=actor.display[:128],
             action=action,
             before_text=before_text,
             after_text=after_text,
             note=note,
         )
+    )
+
+
+def enqueue_reply(session: Session, item: QueueItem, text: str) -> int:
+    """Queue the reply to a draft's message for sending; returns the outbox id."""
+    return outbox_store.enqueue(
+        session,
+        account_id=item.account_id,
+        conversation_id=item.conversation_id,
+        text=text,
+        draft_id=item.draft_id,
+        reply_to_id=item.message_id,
+    )
+
+
+def set_verdict(session: Session, draft_id: int, verdict: Verdict) -> None:
+    """Record the gate's verdict on a moderator's edited text."""
+    session.execute(
+        update(m.ReplyDraft)
+        .where(m.ReplyDraft.id == draft_id)
+        .values(verdict=verdict.action, toxicity=verdict.toxicity, flags=list(verdict.flags))
     )
 
 
@@ -150,7 +141,7 @@ def _item(row: tuple[object, ...]) -> QueueItem:
         status=draft.status,
         created_at=draft.created_at,
         platform=account.platform,
-        account=account.handle,
+        account=account.name,
         chat_id=conversation.chat_id,
         user_name=user_name if isinstance(user_name, str) else None,
         message_id=message.id,
@@ -167,18 +158,26 @@ def _item(row: tuple[object, ...]) -> QueueItem:
         flags=tuple(draft.flags or ()),
         input_flags=tuple(analysis.input_flags or ()) if analysis else (),
         model_version=draft.model_version,
+        account_id=account.id,
+        conversation_id=conversation.id,
     )
 
 
 def list_drafts(
-    session: Session, statuses: tuple[m.DraftStatus, ...], limit: int = 50
+    session: Session,
+    statuses: tuple[m.DraftStatus, ...],
+    limit: int = 50,
+    accounts: tuple[str, ...] | None = None,
 ) -> list[QueueItem]:
+    """Drafts in these states, oldest first; only these accounts' when `accounts` is given."""
     stmt = (
         _queue_select()
         .where(m.ReplyDraft.status.in_(statuses))
         .order_by(m.ReplyDraft.id)
         .limit(limit)
     )
+    if accounts is not None:
+        stmt = stmt.where(m.Account.name.in_(accounts))
     return [_item(tuple(row)) for row in session.execute(stmt).all()]
 
 
@@ -187,13 +186,32 @@ def get_item(session: Session, draft_id: int) -> QueueItem | None:
     return _item(tuple(row)) if row else None
 
 
-def audit_trail(session: Session, draft_id: int) -> list[AuditEntry]:
-    rows = session.scalars(
-        select(m.ModerationAction)
-        .where(m.ModerationAction.draft_id == draft_id)
-        .order_by(m.ModerationAction.id)
+def audit_trail(
+    session: Session,
+    *,
+    draft_id: int | None = None,
+    accounts: tuple[str, ...] | None = None,
+    limit: int = 200,
+) -> list[AuditEntry]:
+    """Audit rows of one draft, or the latest of some accounts (oldest first)."""
+    stmt = select(m.ModerationAction, m.Account.name).join(
+        m.Account, m.ModerationAction.account_id == m.Account.id
     )
+    if draft_id is not None:
+        stmt = stmt.where(m.ModerationAction.draft_id == draft_id)
+    if accounts is not None:
+        stmt = stmt.where(m.Account.name.in_(accounts))
+    rows = session.execute(stmt.order_by(m.ModerationAction.id.desc()).limit(limit)).all()
     return [
-        AuditEntry(r.moderator, r.action.value, r.before_text, r.after_text, r.note, r.created_at)
-        for r in rows
+        AuditEntry(
+            r.moderator,
+            r.action.value,
+            r.before_text,
+            r.after_text,
+            r.note,
+            r.created_at,
+            account=name,
+            target=f"{r.target_kind} {r.target}" if r.target else r.target_kind,
+        )
+        for r, name in reversed(rows)
     ]

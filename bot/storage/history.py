@@ -7,25 +7,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
-from sqlalchemy import Insert, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain import (
+    AccountState,
     Analysis,
     ChatKind,
     DecisionAction,
     Incoming,
-    Mode,
     Role,
     Turn,
     Verdict,
     as_utc,
     utcnow,
 )
+from bot.storage import accounts
 from bot.storage import models as m
+from bot.storage.rows import get_or_create, insert_ignoring_conflicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,33 +40,19 @@ class Stored:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountInfo:
-    id: int
-    platform: str
-    handle: str
-    persona: str | None
-    mode: Mode | None
+class ChatState:
+    """Whether the bot may answer in a chat now: `paused` covers the account, the chat, and a
+    user who blocked the bot in a private chat (in groups they can still be answered)."""
+
     paused: bool
 
 
-def _insert_ignoring_conflicts(
-    session: Session, model: type[m.Base], values: dict[str, Any]
-) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when a row was inserted.
-
-    Safe when several workers race to create the same row, without savepoints.
-    """
-    dialect = session.get_bind().dialect.name
-    stmt: Insert
-    if dialect == "postgresql":
-        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported backends reach here
-        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    # rowcount is -1 for this statement under psycopg; RETURNING says for sure.
-    inserted = session.execute(stmt.returning(model.__table__.c.id)).first()
-    return inserted is not None
+def chat_state(session: Session, stored: Stored) -> ChatState:
+    account = session.get_one(m.Account, stored.account_id)
+    conversation = session.get_one(m.Conversation, stored.conversation_id)
+    user = session.get(m.PlatformUser, stored.user_id) if stored.user_id else None
+    blocked = bool(user and user.unreachable and conversation.kind == ChatKind.PRIVATE)
+    return ChatState(account.paused or conversation.paused or blocked)
 
 
 def storable(text: str) -> str:
@@ -74,32 +60,13 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-_Row = TypeVar("_Row", bound=m.Base)
-
-
-def _get_or_create(
-    session: Session, model: type[_Row], keys: dict[str, Any], extra: dict[str, Any] | None = None
-) -> _Row:
-    """The row with these unique `keys`, inserting it (with `extra`) when missing.
-
-    Looks first, so the usual case writes nothing; a race with another worker is settled by
-    the insert's ON CONFLICT DO NOTHING.
-    """
-    where = [getattr(model, name) == value for name, value in keys.items()]
-    row = session.scalars(select(model).where(*where)).first()
-    if row is None:
-        _insert_ignoring_conflicts(session, model, {**keys, **(extra or {})})
-        row = session.scalars(select(model).where(*where)).one()
-    return row
-
-
-def ensure_account(session: Session, platform: str, handle: str) -> AccountInfo:
-    row = _get_or_create(session, m.Account, {"platform": platform, "handle": handle})
-    return AccountInfo(row.id, row.platform, row.handle, row.persona, row.mode, row.paused)
+def ensure_account(session: Session, platform: str, name: str) -> AccountState:
+    """The account named `name` (bound at start by the service; created for consoles)."""
+    return accounts.ensure(session, platform, name)
 
 
 def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
-    user = _get_or_create(
+    user = get_or_create(
         session,
         m.PlatformUser,
         {"account_id": account_id, "platform_user_id": incoming.user_id},
@@ -113,7 +80,7 @@ def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
 
 
 def _ensure_conversation(session: Session, account_id: int, incoming: Incoming) -> m.Conversation:
-    return _get_or_create(
+    return get_or_create(
         session,
         m.Conversation,
         {"account_id": account_id, "chat_id": incoming.chat_id},
@@ -125,7 +92,7 @@ def ensure_conversation_id(
     session: Session, account_id: int, chat_id: str, kind: ChatKind, title: str | None
 ) -> int:
     keys = {"account_id": account_id, "chat_id": chat_id}
-    return _get_or_create(session, m.Conversation, keys, {"kind": kind, "title": title}).id
+    return get_or_create(session, m.Conversation, keys, {"kind": kind, "title": title}).id
 
 
 def answered_recently(
@@ -161,7 +128,7 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
     """
     account = ensure_account(session, incoming.platform, incoming.account)
     if incoming.update_id is not None:
-        fresh = _insert_ignoring_conflicts(
+        fresh = insert_ignoring_conflicts(
             session,
             m.ProcessedUpdate,
             {"account_id": account.id, "update_id": incoming.update_id},
@@ -181,7 +148,7 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
             .order_by(m.Message.edit_version.desc())
             .limit(1)
         ).first()
-    inserted = _insert_ignoring_conflicts(
+    inserted = insert_ignoring_conflicts(
         session,
         m.Message,
         {
@@ -242,7 +209,7 @@ def _existing(session: Session, account_id: int, incoming: Incoming) -> Stored:
 def record_update(session: Session, platform: str, account: str, update_id: int) -> bool:
     """Take in a delivery that carries no message to store. False if it was seen before."""
     info = ensure_account(session, platform, account)
-    return _insert_ignoring_conflicts(
+    return insert_ignoring_conflicts(
         session, m.ProcessedUpdate, {"account_id": info.id, "update_id": update_id}
     )
 
@@ -340,7 +307,7 @@ def load_incoming(session: Session, message_id: int) -> tuple[Incoming, Stored]:
     user = session.get(m.PlatformUser, message.user_id) if message.user_id else None
     incoming = Incoming(
         platform=account.platform,
-        account=account.handle,
+        account=account.name,
         chat_id=conversation.chat_id,
         message_id=message.platform_message_id or str(message.id),
         user_id=user.platform_user_id if user else "",

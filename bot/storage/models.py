@@ -31,9 +31,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bot.domain import ChatKind, DecisionAction, Mode, OutgoingKind, Sentiment, VerdictAction
+from bot.domain import (
+    ChatKind,
+    DecisionAction,
+    DraftStatus,
+    ModerationKind,
+    OutboxStatus,
+    OutgoingKind,
+    Sentiment,
+    VerdictAction,
+)
 
 OutboxKind = OutgoingKind  # what an outbox row delivers; stored as outbox.kind
+# Re-exported: storage callers name the enums through this module.
+__all__ = ["DraftStatus", "ModerationKind", "OutboxKind", "OutboxStatus"]
 
 # Named constraints make Alembic batch mode (SQLite) and downgrades deterministic.
 NAMING_CONVENTION = {
@@ -66,31 +77,6 @@ class Direction(enum.StrEnum):
     OUTBOUND = "out"
 
 
-class DraftStatus(enum.StrEnum):
-    QUEUED = "queued"
-    APPROVED = "approved"
-    EDITED = "edited"
-    REJECTED = "rejected"
-    SENT = "sent"
-    FAILED = "failed"
-
-
-class ModerationKind(enum.StrEnum):
-    APPROVE = "approve"
-    EDIT = "edit"
-    REJECT = "reject"
-    AUTO_SEND = "auto_send"
-    REFUSED = "refused"  # someone not allowed to moderate pressed a button; nothing changed
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
 class AdapterStatus(enum.StrEnum):
     CANDIDATE = "candidate"
     ACTIVE = "active"
@@ -108,16 +94,25 @@ TZDateTime = DateTime(timezone=True)
 
 
 class Account(Base):
-    """One bot identity on one platform (a Telegram bot, a Mastodon account)."""
+    """One bot identity on one platform (a Telegram bot, a Mastodon account).
+
+    `name` is the account's name in the config (unique); `handle` the platform's own id (for
+    Telegram the bot id). Settings such as persona and mode live in the config, not here: the
+    database holds runtime state only (pause, bans, the active adapter).
+    """
 
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("platform", "handle"),)
+    __table_args__ = (UniqueConstraint("platform", "handle"), UniqueConstraint("name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
     platform: Mapped[str] = mapped_column(String(32))
     handle: Mapped[str] = mapped_column(String(128))
-    persona: Mapped[str | None] = mapped_column(Text)
-    mode: Mapped[Mode | None] = mapped_column(_enum(Mode, "mode"))
+    # The serving process's view of its channel: ok / down / stopped, with why and when;
+    # `health_at` doubles as a heartbeat, so a dead process shows up as stale.
+    health: Mapped[str | None] = mapped_column(String(16))
+    health_note: Mapped[str | None] = mapped_column(Text)
+    health_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
 
@@ -261,12 +256,23 @@ class ReplyDraft(Base):
 
 
 class ModerationAction(Base):
-    """Audit trail: who did what to which draft, with the text before and after."""
+    """Audit trail: who did what to which target, with the text before and after.
+
+    Covers actions without a draft too (pause, resume, refusals), so `draft_id` is optional
+    and the target is named by `target_kind` + `target`. Rows outlive their draft: deleting a
+    draft only clears `draft_id`.
+    """
 
     __tablename__ = "moderation_actions"
+    __table_args__ = (Index("ix_moderation_actions_account", "account_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    draft_id: Mapped[int] = mapped_column(ForeignKey("reply_drafts.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("reply_drafts.id", ondelete="SET NULL"))
+    target_kind: Mapped[str] = mapped_column(String(16), default="draft", server_default="draft")
+    target: Mapped[str | None] = mapped_column(String(128))
+    actor_kind: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
+    actor_id: Mapped[str | None] = mapped_column(String(128))
     moderator: Mapped[str] = mapped_column(String(128))
     action: Mapped[ModerationKind] = mapped_column(_enum(ModerationKind, "moderation_kind"))
     before_text: Mapped[str | None] = mapped_column(Text)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import ChatKind, as_utc, utcnow
+from bot.domain import ChatKind, OutboxRow, as_utc, utcnow
 from bot.storage import models as m
 from bot.storage.history import ensure_conversation_id, record_outbound
 
@@ -35,20 +35,6 @@ class OutboxJob:
     draft_id: int | None
     attempts: int
     kind: m.OutboxKind = m.OutboxKind.REPLY
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    status: m.OutboxStatus
-    platform: str
-    chat_id: str
-    text: str
-    attempts: int
-    last_error: str | None
-    draft_id: int | None
-    created_at: datetime
-    updated_at: datetime
 
 
 def enqueue(
@@ -108,7 +94,7 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
         account_id=head.account_id,
         conversation_id=head.conversation_id,
         platform=account.platform,
-        account=account.handle,
+        account=account.name,
         chat_id=conversation.chat_id,
         text=head.text,
         reply_to_id=head.reply_to_id,
@@ -180,9 +166,9 @@ def mark_failed(session: Session, job: OutboxJob, error: str, status: m.OutboxSt
         )
 
 
-def recover_in_flight(session: Session, platforms: tuple[str, ...]) -> list[int]:
-    """After a crash: rows of these platforms caught in `sending` are in doubt and become
-    `unknown`.
+def recover_in_flight(session: Session, accounts: tuple[str, ...]) -> list[int]:
+    """After a crash: rows of these accounts caught in `sending` are in doubt and become
+    `unknown`. Only the accounts this process serves: another's restart never touches them.
 
     Platforms like Telegram take no idempotency key, so resending could post twice; a moderator
     decides instead (`autoreply queue list --unknown`).
@@ -191,7 +177,7 @@ def recover_in_flight(session: Session, platforms: tuple[str, ...]) -> list[int]
         session.scalars(
             select(m.OutboxItem.id)
             .join(m.Account, m.OutboxItem.account_id == m.Account.id)
-            .where(m.OutboxItem.status == S.SENDING, m.Account.platform.in_(platforms))
+            .where(m.OutboxItem.status == S.SENDING, m.Account.name.in_(accounts))
         )
     )
     if ids:
@@ -207,12 +193,12 @@ def recover_in_flight(session: Session, platforms: tuple[str, ...]) -> list[int]
     return ids
 
 
-def conversations_with_pending(session: Session, platforms: tuple[str, ...]) -> list[int]:
-    """Conversations holding pending rows for the given platforms, oldest first."""
+def conversations_with_pending(session: Session, accounts: tuple[str, ...]) -> list[int]:
+    """Conversations holding pending rows of the given accounts, oldest first."""
     stmt = (
         select(m.OutboxItem.conversation_id, func.min(m.OutboxItem.id))
         .join(m.Account, m.OutboxItem.account_id == m.Account.id)
-        .where(m.OutboxItem.status == S.PENDING, m.Account.platform.in_(platforms))
+        .where(m.OutboxItem.status == S.PENDING, m.Account.name.in_(accounts))
         .group_by(m.OutboxItem.conversation_id)
         .order_by(func.min(m.OutboxItem.id))
     )
@@ -220,21 +206,27 @@ def conversations_with_pending(session: Session, platforms: tuple[str, ...]) -> 
 
 
 def list_rows(
-    session: Session, statuses: tuple[m.OutboxStatus, ...], limit: int = 50
+    session: Session,
+    statuses: tuple[m.OutboxStatus, ...],
+    limit: int = 50,
+    accounts: tuple[str, ...] | None = None,
 ) -> list[OutboxRow]:
     stmt = (
-        select(m.OutboxItem, m.Account.platform, m.Conversation.chat_id)
+        select(m.OutboxItem, m.Account.platform, m.Account.name, m.Conversation.chat_id)
         .join(m.Account, m.OutboxItem.account_id == m.Account.id)
         .join(m.Conversation, m.OutboxItem.conversation_id == m.Conversation.id)
         .where(m.OutboxItem.status.in_(statuses))
         .order_by(m.OutboxItem.id)
         .limit(limit)
     )
+    if accounts is not None:
+        stmt = stmt.where(m.Account.name.in_(accounts))
     return [
         OutboxRow(
             id=item.id,
             status=item.status,
             platform=platform,
+            account=account,
             chat_id=chat_id,
             text=item.text,
             attempts=item.attempts,
@@ -243,7 +235,7 @@ def list_rows(
             created_at=item.created_at,
             updated_at=item.updated_at,
         )
-        for item, platform, chat_id in session.execute(stmt).all()
+        for item, platform, account, chat_id in session.execute(stmt).all()
     ]
 
 
@@ -294,14 +286,15 @@ def draft_for_card(session: Session, conversation_id: int, platform_message_id: 
 
 
 def report_in_doubt(session: Session, outbox_id: int, review_chats: dict[str, str]) -> int | None:
-    """Tell the moderators' chat (if the platform has one) about a reply in doubt.
+    """Tell the account's moderators' chat (`review_chats`: account name -> chat id), if it
+    has one, about a reply in doubt.
 
     Returns the moderators' conversation id to wake its sender, or None when there is no such
     chat or the row is not a reply (a notice about a notice would never end).
     """
     row = session.get_one(m.OutboxItem, outbox_id)
     account = session.get_one(m.Account, row.account_id)
-    chat_id = review_chats.get(account.platform)
+    chat_id = review_chats.get(account.name)
     if chat_id is None or row.kind is not m.OutboxKind.REPLY:
         return None
     target = session.get_one(m.Conversation, row.conversation_id)

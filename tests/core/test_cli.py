@@ -132,3 +132,95 @@ def test_bad_settings_are_reported_plainly(cli: Run) -> None:
     result = cli("queue", "list", AUTOREPLY_MODE="sometimes")
     assert result.returncode == 1
     assert "AUTOREPLY" in result.stderr and "Traceback" not in result.stderr
+
+
+ACCOUNTS_TOML = """
+[[accounts]]
+name = "shop"
+platform = "telegram"
+mode = "auto"
+persona = "You sell shoes."
+
+[accounts.telegram]
+token_env = "SHOP_BOT_TOKEN"
+
+[[accounts]]
+name = "bank"
+platform = "telegram"
+mode = "review_all"
+default = true
+
+[accounts.telegram]
+token_env = "BANK_BOT_TOKEN"
+"""
+
+
+def test_accounts_chat_queue_and_list_by_account(cli: Run, tmp_path: Path) -> None:
+    config = tmp_path / "accounts.toml"
+    config.write_text(ACCOUNTS_TOML)
+    env = {
+        "AUTOREPLY_CONFIG": str(config),
+        "SHOP_BOT_TOKEN": "111:shop",
+        "BANK_BOT_TOKEN": "222:bank",
+    }
+    # The default account (bank, review_all) queues; --account shop answers on its own.
+    bank = cli("chat", stdin="what is my balance?\n", **env)
+    assert bank.returncode == 0, bank.stderr
+    assert bank.stdout.startswith("[queued for review]")
+    shop = cli("chat", "--account", "shop", stdin="hi there\n", **env)
+    assert shop.returncode == 0, shop.stderr
+    assert not shop.stdout.startswith("["), shop.stdout
+
+    listed = cli("queue", "list", "--account", "console-bank", "--json", **env)
+    assert [json.loads(line)["account"] for line in listed.stdout.splitlines()] == ["console-bank"]
+    assert cli("queue", "list", "--account", "shop", **env).stdout.strip() == "the queue is empty"
+
+    accounts = cli("accounts", "list", "--json", **env)
+    assert accounts.returncode == 0, accounts.stderr
+    rows = {row["name"]: row for row in map(json.loads, accounts.stdout.splitlines())}
+    assert rows["bank"]["mode"] == "review_all" and rows["bank"]["default"] is True
+    assert rows["shop"]["health"] == "never started"
+    assert rows["console-bank"]["queued"] == 1 and rows["console-shop"]["queued"] == 0
+    assert rows["console-bank"]["mode"] == "not configured"
+    table = cli("accounts", "list", **env).stdout
+    assert "bank*" in table and "console-shop" in table
+
+    unknown = cli("chat", "--account", "shoe", stdin="hi\n", **env)
+    assert unknown.returncode == 1
+    assert "no account named 'shoe'; configured: shop, bank" in unknown.stderr
+
+    missing = cli("accounts", "list", **{**env, "BANK_BOT_TOKEN": ""})
+    assert missing.returncode == 1
+    assert "account 'bank': telegram.token_env" in missing.stderr
+    assert "BANK_BOT_TOKEN is not set" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_pause_and_override_from_the_cli_are_audited(cli: Run) -> None:
+    chat = cli("chat", stdin="hi\n", AUTOREPLY_MODE="review_all")
+    assert chat.returncode == 0, chat.stderr
+    db_file = cli.db_file  # type: ignore[attr-defined]
+    # Mark the draft as the safety gate would have marked a blocked one.
+    with sqlite3.connect(db_file) as con:
+        con.execute("update reply_drafts set verdict = 'block', flags = '[\"toxic\"]'")
+    refused = cli("queue", "approve", "1", "--by", "alice")
+    assert refused.returncode == 1
+    assert "blocked by the safety gate (toxic)" in refused.stderr
+    assert "--override REASON" in refused.stderr
+    done = cli("queue", "approve", "1", "--override", "it is fine, checked", "--by", "alice")
+    assert done.returncode == 0, done.stderr
+    assert "reply stored as sent" in done.stdout  # a console reply: delivered at once
+
+    paused = cli("accounts", "pause", "default", "--by", "alice")
+    assert paused.stdout.strip() == "Auto-replies paused for the whole account."
+    assert cli("chat", stdin="hello?\n").stdout.strip() == (
+        "[ignored: auto-replies are paused here]"
+    )
+    cli("accounts", "resume", "default")
+    audit = _rows(db_file, "select moderator, action, target_kind, note from moderation_actions")
+    assert audit == [
+        ("alice", "refused", "draft", "approve: blocked draft, no override"),
+        ("alice", "override", "draft", "it is fine, checked"),
+        ("alice", "pause", "account", None),
+        (audit[3][0], "resume", "account", None),
+    ]

@@ -8,12 +8,11 @@ from sqlalchemy import func, select
 
 from bot.channels.base import SendError
 from bot.domain import ChatKind, Incoming, Outgoing
-from bot.moderation import in_doubt
 from bot.outbox import Outbox, RetryPolicy
 from bot.storage import history, outbox_store
 from bot.storage import models as m
 from bot.storage.db import Database
-from tests.fakes import RecordingChannel
+from tests.fakes import OPERATOR, RecordingChannel, moderation
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 
@@ -50,7 +49,7 @@ def _drain(db: Database, channel: RecordingChannel, *conversations: int) -> None
     """Send everything pending in these conversations, then stop."""
 
     async def go() -> None:
-        outbox = Outbox(db, {"console": channel}, FAST)
+        outbox = Outbox(db, {"acct": channel}, FAST)
         for conversation_id in conversations:
             outbox.notify(conversation_id)
         await outbox.idle()
@@ -122,7 +121,7 @@ def test_in_doubt_send_is_never_retried(migrated_db: Database) -> None:
     channel = RecordingChannel(fail=timeout_a1)
 
     async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
+        outbox = Outbox(migrated_db, {"acct": channel}, FAST)
         outbox.notify(a)
         await outbox.idle()
         await outbox.sweep()
@@ -132,7 +131,7 @@ def test_in_doubt_send_is_never_retried(migrated_db: Database) -> None:
     asyncio.run(go())
     assert [o.text for o in channel.attempts] == ["a1", "a2"]
     assert _statuses(migrated_db) == ["unknown", "sent"]
-    assert [row.text for row in in_doubt(migrated_db)] == ["a1"]
+    assert [row.text for row in moderation(migrated_db).in_doubt(OPERATOR)] == ["a1"]
 
 
 def test_transient_errors_back_off_then_fail(migrated_db: Database) -> None:
@@ -168,7 +167,7 @@ def test_restart_turns_in_flight_rows_unknown(migrated_db: Database) -> None:
     channel = RecordingChannel()
 
     async def go() -> None:
-        outbox = Outbox(migrated_db, {"console": channel}, FAST)
+        outbox = Outbox(migrated_db, {"acct": channel}, FAST)
         assert outbox.recover() == [claimed.id]
         await outbox.sweep()
         await outbox.idle()

@@ -4,20 +4,19 @@ a canned drafter where the test needs a known draft."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.domain import ChatKind, DecisionAction, Draft, Incoming, Mode, Role, Turn
+from bot.domain import ChatKind, DecisionAction, Draft, DraftRequest, Incoming, Mode, Role, Turn
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
 from bot.service import build_analysis
 from bot.storage import history
 from bot.storage import models as m
 from bot.storage.db import Database
-from tests.fakes import CannedDrafter, RecordingChannel
+from tests.fakes import CannedDrafter, RecordingChannel, account
 
 
 def _pipeline(
@@ -25,14 +24,14 @@ def _pipeline(
 ) -> tuple[Pipeline, Outbox]:
     settings = Settings(database_url=db.url, mode=mode)
     classifier, gate = build_analysis(settings)
-    outbox = Outbox(db, {channel.platform: channel})
+    outbox = Outbox(db, {channel.account: channel})
     pipeline = Pipeline(
         db=db,
         classifier=classifier,
         gate=gate,
         drafter=drafter,  # type: ignore[arg-type]
         outbox=outbox,
-        default_mode=mode,
+        accounts={"acct": account(mode=mode)},
         history_turns=6,
     )
     return pipeline, outbox
@@ -187,7 +186,8 @@ class SlowFirstDrafter:
 
     calls: list[str] = field(default_factory=list)
 
-    async def adraft(self, history: Sequence[Turn], text: str) -> Draft:
+    async def adraft(self, request: DraftRequest) -> Draft:
+        text = request.text
         self.calls.append(text)
         await asyncio.sleep(0.2 if len(self.calls) == 1 else 0.0)
         return Draft(text=f"re: {text}", raw=text, fallback_used=False, model="slow")

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from bot.config import Settings
-from bot.domain import Draft, Role, Turn
+from bot.domain import Draft, DraftRequest, Role, Turn
 from bot.errors import NotFoundError
-from bot.nlp.generate import DraftRequest, GenerationParams, ReplyGenerator
+from bot.nlp.generate import GenerationParams, ReplyGenerator, style_from_settings
 from bot.nlp.models import BASE_ADAPTER, ModelHost
 
 # peft calls a transformers API deprecated in 5.x; not ours to fix.
@@ -98,7 +98,7 @@ def test_params_from_settings() -> None:
         bot_name="ShopBot",
         fallback_reply="Later!",
     )
-    assert GenerationParams.from_settings(settings) == GenerationParams(
+    assert style_from_settings(settings) == GenerationParams(
         max_new_tokens=20,
         temperature=0.5,
         top_p=0.7,
@@ -117,7 +117,7 @@ def test_params_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPat
     for name in list(os.environ):
         if name.startswith("AUTOREPLY_") and name != "AUTOREPLY_CONFIG":
             monkeypatch.delenv(name)
-    assert GenerationParams.from_settings(Settings()) == GenerationParams()
+    assert style_from_settings(Settings()) == GenerationParams()
 
 
 @pytest.mark.parametrize(
@@ -231,10 +231,10 @@ def test_rows_can_use_different_adapters(
     generator = make_generator()
     text = "Where is my order?"
     requests = [
-        DraftRequest((), text, "support"),
+        DraftRequest((), text, adapter="support"),
         DraftRequest((), text),  # the active adapter: none
-        DraftRequest((), text, "sales"),
-        DraftRequest((), text, BASE_ADAPTER),
+        DraftRequest((), text, adapter="sales"),
+        DraftRequest((), text, adapter=BASE_ADAPTER),
     ]
     batch = generator.draft_many(requests)
     alone = [generator.draft_many([request])[0] for request in requests]
@@ -319,7 +319,7 @@ def test_adraft_keeps_the_event_loop_running(
                 await asyncio.sleep(0.01)
 
         task = asyncio.create_task(ticker())
-        draft = await generator.adraft(HISTORY, "Where is my order?")
+        draft = await generator.adraft(DraftRequest(HISTORY, "Where is my order?"))
         done.set()
         await task
         return draft, ticks
@@ -339,7 +339,9 @@ def test_concurrent_adrafts_queue_and_keep_their_order(make_generator: MakeGener
     expected = [generator.draft(HISTORY, text).raw for text in texts]
 
     async def scenario() -> list[Draft]:
-        return list(await asyncio.gather(*(generator.adraft(HISTORY, t) for t in texts)))
+        return list(
+            await asyncio.gather(*(generator.adraft(DraftRequest(HISTORY, t)) for t in texts))
+        )
 
     assert [d.raw for d in asyncio.run(scenario())] == expected
 
@@ -348,4 +350,24 @@ def test_closed_generator_refuses_work(make_generator: MakeGenerator) -> None:
     generator = make_generator()
     generator.close()
     with pytest.raises(RuntimeError):
-        asyncio.run(generator.adraft([], "hi"))
+        asyncio.run(generator.adraft(DraftRequest((), "hi")))
+
+
+def test_requests_of_different_accounts_keep_their_own_style(
+    make_generator: MakeGenerator,
+) -> None:
+    """One call may mix accounts: each request is prompted and decoded in its own style
+    (persona, length, fallback), exactly as if it were drafted alone."""
+    generator = make_generator()
+    shop = replace(GREEDY, persona="You sell shoes.", max_new_tokens=4)
+    bank = replace(GREEDY, persona="You are a bank.", max_new_tokens=8, fallback_reply="Bye.")
+    requests = [
+        DraftRequest(HISTORY, "hello", account="shop", style=shop),
+        DraftRequest(HISTORY, "hello", account="bank", style=bank),
+        DraftRequest(HISTORY, "hello"),  # no style: the generator's default
+    ]
+    mixed = generator.draft_many(requests)
+    alone = [generator.draft_many([request])[0] for request in requests]
+    assert mixed == alone
+    assert mixed[0].prompt_tokens != mixed[1].prompt_tokens  # different personas
+    assert mixed[0].new_tokens <= 4 and mixed[1].new_tokens <= 8

@@ -24,7 +24,7 @@ from bot.storage.models import (
 
 def _account_and_conversation(db: Database) -> tuple[int, int]:
     with db.session() as session:
-        account = Account(platform="telegram", handle="shop_bot")
+        account = Account(name="shop", platform="telegram", handle="shop_bot")
         session.add(account)
         session.flush()
         conversation = Conversation(account_id=account.id, chat_id="42", kind=ChatKind.PRIVATE)
@@ -135,7 +135,9 @@ def test_check_constraint_rejects_unknown_enum_value(migrated_db: Database) -> N
 def test_server_defaults_fill_omitted_columns(migrated_db: Database) -> None:
     # Rows written by plain SQL (another tool, a hand fix) get the same defaults as the ORM's.
     with migrated_db.session() as session:
-        session.execute(text("INSERT INTO accounts (platform, handle) VALUES ('telegram', 'raw')"))
+        session.execute(
+            text("INSERT INTO accounts (name, platform, handle) VALUES ('raw', 'telegram', 'raw')")
+        )
     with migrated_db.session() as session:
         account = session.scalars(select(Account).where(Account.handle == "raw")).one()
         conversation = Conversation(account_id=account.id, chat_id="1", kind=ChatKind.GROUP)

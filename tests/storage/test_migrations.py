@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
@@ -191,7 +192,11 @@ def test_upgrade_is_quiet_but_logged(db_url: str, caplog: pytest.LogCaptureFixtu
     migrate.ensure_schema(db_url)  # already at head: nothing to say
     assert not [r for r in caplog.records if r.name.startswith("alembic")]
     applied = [r.getMessage() for r in caplog.records if r.name == migrate.__name__]
-    assert applied == [f"database schema upgraded: base -> {migrate.head()}"]
+    scripts = ScriptDirectory.from_config(migrate.alembic_config(db_url))
+    assert applied == [
+        f"database schema upgraded: {script.down_revision or 'base'} -> {script.revision}"
+        for script in reversed(list(scripts.walk_revisions()))
+    ]
     assert logging.getLogger("alembic").level == level_before
 
 
@@ -226,13 +231,13 @@ FAILING_REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "fails"
+down_revision = "{head}"
 
 
 def upgrade():
     op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
-    op.execute("INSERT INTO accounts (platform, handle) VALUES ('t', 'h')")
+    op.execute("INSERT INTO accounts (name, platform, handle) VALUES ('n', 't', 'h')")
     raise RuntimeError("boom")
 """
 
@@ -244,13 +249,14 @@ def test_failed_migration_leaves_nothing_behind(
     migrate.upgrade(db_url)
     scripts = tmp_path / "alembic"
     shutil.copytree(migrate.SCRIPT_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_fails.py").write_text(FAILING_REVISION)
+    head = migrate.head()
+    (scripts / "versions" / "9999_fails.py").write_text(FAILING_REVISION.format(head=head))
     monkeypatch.setattr(migrate, "SCRIPT_DIR", scripts)
 
     with pytest.raises(RuntimeError, match="boom"):
         migrate.upgrade(db_url)
 
-    assert migrate.current(db_url) == "0001"
+    assert migrate.current(db_url) == head
     assert "half_done" not in _tables(db_url)
     engine = create_engine(db_url, poolclass=NullPool)
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
 from benchmarks.fake_bot_api import factories as f
+from bot.accounts import Account, load_accounts
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings
 from bot.domain import Mode
@@ -83,6 +84,56 @@ class RunningBot:
 StartBot = Callable[..., RunningBot]
 
 
+def launch(
+    settings: Settings,
+    accounts: Sequence[Account],
+    drafter: Any,
+    apis: Sequence[FakeBotApiClient],
+) -> RunningBot:
+    """Run the real service (one Telegram channel per account) in a background thread, and
+    return once every account's channel polls its fake Bot API (or has set its webhook)."""
+    channels = [TelegramChannel(account) for account in accounts]
+    service = Service(settings, accounts, channels, drafter=drafter or CannedDrafter())
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        async def run() -> None:
+            holder["loop"] = asyncio.get_running_loop()
+            holder["stop"] = asyncio.Event()
+            ready.set()
+            await service.run(holder["stop"])
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the test by stop())
+            errors.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=main, name="service", daemon=True)
+    thread.start()
+    ready.wait(30)
+    bot = RunningBot(
+        settings,
+        service,
+        Database(settings.database_url),
+        thread,
+        holder["loop"],
+        holder["stop"],
+        errors,
+    )
+    for api in apis:
+        bot.wait_until(
+            lambda api=api: (
+                api.counters().get_updates_calls > 0  # type: ignore[misc]
+                or bool(api.counters().webhook_url)
+            ),
+            what="the channel to start",
+        )
+    return bot
+
+
 @pytest.fixture
 def start_bot(api: FakeBotApiClient, sqlite_url: str) -> Iterator[StartBot]:
     running: list[RunningBot] = []
@@ -102,42 +153,8 @@ def start_bot(api: FakeBotApiClient, sqlite_url: str) -> Iterator[StartBot]:
         }
         values.update(overrides)
         settings = Settings(**values)
-        service = Service(settings, [TelegramChannel(settings)], drafter=drafter or CannedDrafter())
-        ready = threading.Event()
-        holder: dict[str, Any] = {}
-        errors: list[BaseException] = []
-
-        def main() -> None:
-            async def run() -> None:
-                holder["loop"] = asyncio.get_running_loop()
-                holder["stop"] = asyncio.Event()
-                ready.set()
-                await service.run(holder["stop"])
-
-            try:
-                asyncio.run(run())
-            except BaseException as exc:  # noqa: BLE001  (re-raised in the test by stop())
-                errors.append(exc)
-                ready.set()
-
-        thread = threading.Thread(target=main, name="service", daemon=True)
-        thread.start()
-        ready.wait(30)
-        bot = RunningBot(
-            settings,
-            service,
-            Database(settings.database_url),
-            thread,
-            holder["loop"],
-            holder["stop"],
-            errors,
-        )
+        bot = launch(settings, load_accounts(settings).all, drafter, [api])
         running.append(bot)
-        # Ready once the channel polls, or has set its webhook.
-        bot.wait_until(
-            lambda: api.counters().get_updates_calls > 0 or bool(api.counters().webhook_url),
-            what="the channel to start",
-        )
         return bot
 
     yield start

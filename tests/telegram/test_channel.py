@@ -3,15 +3,15 @@ rate limits, splitting, blocked users and commands."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from benchmarks.fake_bot_api import FakeBotApiClient
 from benchmarks.fake_bot_api import factories as f
-from bot.core import ModAction
 from bot.storage import models as m
-from tests.fakes import CannedDrafter
+from tests.fakes import OPERATOR, CannedDrafter
 from tests.telegram.conftest import ALICE, BOB, MODERATOR, MODS, StartBot
 
 GROUP = f.FakeChat.supergroup(-100111, "Shop fans")
@@ -123,11 +123,14 @@ def test_long_reply_is_split_at_sentences(api: FakeBotApiClient, start_bot: Star
     long_text = " ".join(f"Sentence number {i} explains one more detail." for i in range(300))
     assert len(long_text) > 8192
     result = bot.call(
-        lambda: bot.service.running.core.moderate(  # type: ignore[union-attr]
-            1, ModAction.EDIT, moderator="test", text=long_text
+        lambda: asyncio.to_thread(
+            bot.service.running.moderation.edit,  # type: ignore[union-attr]
+            OPERATOR,
+            1,
+            long_text,
         )
     )
-    assert result.ok
+    assert result.status == "edited"
     sent = m.ReplyDraft.status == m.DraftStatus.SENT
     bot.wait_until(lambda: bot.count(m.ReplyDraft, sent) == 1, what="the split reply")
     parts = api.sent_messages(ALICE.id)
