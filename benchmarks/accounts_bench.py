@@ -33,7 +33,7 @@ from tqdm import tqdm
 from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
 from benchmarks.fake_bot_api import factories as f
 from benchmarks.fake_bot_api.state import FakeBotApiConfig
-from benchmarks.telegram_bench import _unfinished, _wait
+from benchmarks.telegram_bench import _unfinished, _wait, in_doubt
 
 SHOP_MODERATOR, BANK_MODERATOR = 7001, 7002
 # Each moderators' chat is a private chat with one moderator: Telegram paces a group at 20
@@ -77,7 +77,7 @@ class Side:
     api: FakeBotApiClient
     mods: int
     asked: dict[int, list[int]]  # chat id -> message ids, in order
-    texts: dict[int, str]  # message id -> text (found quoted on cards)
+    texts: dict[tuple[int, int], str]  # (chat id, message id) -> text, found quoted on cards
 
 
 def write_config(folder: Path, shop: FakeBotApiClient, bank: FakeBotApiClient) -> Path:
@@ -143,24 +143,14 @@ def _inject(side: Side, groups: list[f.FakeChat], n: int) -> None:
     text = f"{side.name} question {n}: when do you open?"
     message = side.api.inject(f.group_mention(group, user, text))["message"]
     side.asked.setdefault(group.id, []).append(message["message_id"])
-    side.texts[message["message_id"]] = text
-
-
-def _unknown(folder: Path, account: str) -> set[int]:
-    import sqlite3
-
-    with sqlite3.connect(folder / "bot.db") as con:
-        rows = con.execute(
-            "select m.platform_message_id from outbox o join messages m on m.id = o.reply_to_id "
-            "join accounts a on a.id = o.account_id where o.status = 'unknown' and a.name = ?",
-            (account,),
-        )
-        return {int(r[0]) for r in rows}
+    side.texts[group.id, message["message_id"]] = text
 
 
 def _score(side: Side, other: Side, folder: Path, groups: list[f.FakeChat]) -> dict[str, float]:
-    cards = [c.text or "" for c in side.api.sent_messages(side.mods)]
-    unknown = _unknown(folder, side.name)
+    to_moderators = [c.text or "" for c in side.api.sent_messages(side.mods)]
+    # Draft cards, and notices about replies in doubt (bot/storage/outbox_store.py).
+    cards = [text for text in to_moderators if text.startswith("Draft #")]
+    unknown = in_doubt(folder / "bot.db", side.name)
     duplicates = out_of_order = unanswered = 0
     replies = 0
     for group in groups:
@@ -169,14 +159,16 @@ def _score(side: Side, other: Side, folder: Path, groups: list[f.FakeChat]) -> d
         duplicates += len(replied) - len(set(replied))
         out_of_order += int(replied != sorted(r for r in replied if r is not None))
         for message_id in side.asked.get(group.id, []):
-            carded = any(side.texts[message_id] in card for card in cards)
-            if message_id not in replied and message_id not in unknown and not carded:
+            carded = any(side.texts[group.id, message_id] in card for card in cards)
+            doubt = (group.id, message_id) in unknown
+            if message_id not in replied and not doubt and not carded:
                 unanswered += 1
     quoted = Counter(text for text in side.texts.values() for card in cards if text in card)
-    crossed = sum(1 for card in cards if f"{other.name} question" in card)
+    crossed = sum(1 for text in to_moderators if f"{other.name} question" in text)
     return {
         "replies": replies,
         "cards": len(cards),
+        "in_doubt_notices": len(to_moderators) - len(cards),
         "answered_twice": duplicates + sum(n - 1 for n in quoted.values() if n > 1),
         "chats_out_of_order": out_of_order,
         "unanswered": unanswered,

@@ -83,6 +83,23 @@ def _unfinished(db_file: Path) -> int:
     return int(row[0])
 
 
+def in_doubt(db_file: Path, account: str | None = None) -> set[tuple[int, int]]:
+    """(chat id, message id) of the messages whose reply or card is in doubt (`unknown`):
+    in flight at the kill. Message ids are per chat on Telegram, hence the pairs."""
+    query = (
+        "select c.chat_id, m.platform_message_id from outbox o "
+        "join reply_drafts d on d.id = o.draft_id join messages m on m.id = d.message_id "
+        "join conversations c on c.id = m.conversation_id "
+        "join accounts a on a.id = o.account_id where o.status = 'unknown'"
+    )
+    with sqlite3.connect(db_file) as con:
+        if account is None:
+            rows = con.execute(query).fetchall()
+        else:
+            rows = con.execute(query + " and a.name = ?", (account,)).fetchall()
+    return {(int(chat), int(message)) for chat, message in rows}
+
+
 def kill_scenario(model: str, messages: int, chats: int, kill: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, FakeBotApiServer() as server, server.client() as api:
         api.add_chat(f.FakeChat.supergroup(-1009000, "Moderators"))
@@ -90,13 +107,13 @@ def kill_scenario(model: str, messages: int, chats: int, kill: bool) -> dict[str
         for g in groups:
             api.add_chat(g)
         asked: dict[int, list[int]] = defaultdict(list)
-        texts: dict[int, str] = {}  # message id -> text, to find it quoted on a card
+        texts: dict[tuple[int, int], str] = {}  # (chat, message id) -> text, found on cards
         for n in range(messages):
             g = groups[n % chats]
             user = f.FakeUser(20_000 + n, f"user{n}")
             msg = api.inject(f.group_mention(g, user, f"question {n}: when do you open?"))
             asked[g.id].append(msg["message"]["message_id"])
-            texts[msg["message"]["message_id"]] = msg["message"]["text"]
+            texts[g.id, msg["message"]["message_id"]] = msg["message"]["text"]
         db_file, log = Path(tmp) / "bot.db", Path(tmp) / "bot.log"
         env = _env(api, db_file, model)
         started = time.monotonic()
@@ -134,22 +151,16 @@ def kill_scenario(model: str, messages: int, chats: int, kill: bool) -> dict[str
             bar.close()
         wall = time.monotonic() - started
         cards = [c.text or "" for c in api.sent_messages(-1009000)]
-        with sqlite3.connect(db_file) as con:
-            unknown = {
-                int(r[0])
-                for r in con.execute(
-                    "select m.platform_message_id from outbox o join messages m on "
-                    "m.id = o.reply_to_id where o.status = 'unknown'"
-                )
-            }
+        unknown = in_doubt(db_file)
         duplicates = out_of_order = unanswered = 0
         for g in groups:
             replies = [c.reply_to_message_id for c in api.sent_messages(g.id)]
             duplicates += len(replies) - len(set(replies))
             out_of_order += int(replies != sorted(r for r in replies if r is not None))
             for message_id in asked[g.id]:
-                carded = any(texts[message_id] in c for c in cards)
-                if message_id not in replies and message_id not in unknown and not carded:
+                carded = any(texts[g.id, message_id] in c for c in cards)
+                doubt = (g.id, message_id) in unknown
+                if message_id not in replies and not doubt and not carded:
                     unanswered += 1
         return {
             "wall_s": wall,
