@@ -33,7 +33,7 @@ from tqdm import tqdm
 from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
 from benchmarks.fake_bot_api import factories as f
 from benchmarks.fake_bot_api.state import FakeBotApiConfig
-from benchmarks.telegram_bench import _unfinished, _wait, in_doubt
+from benchmarks.telegram_bench import _unfinished, _wait, in_doubt, table
 
 SHOP_MODERATOR, BANK_MODERATOR = 7001, 7002
 # Each moderators' chat is a private chat with one moderator: Telegram paces a group at 20
@@ -46,6 +46,7 @@ name = "shop"
 platform = "telegram"
 mode = "auto"
 persona = "You answer for a shoe shop."
+user_cooldown_s = {cooldown_s}
 
 [accounts.telegram]
 token_env = "SHOP_BOT_TOKEN"
@@ -59,6 +60,7 @@ name = "bank"
 platform = "telegram"
 mode = "review_all"
 persona = "You answer for a bank."
+user_cooldown_s = {cooldown_s}
 
 [accounts.telegram]
 token_env = "BANK_BOT_TOKEN"
@@ -80,16 +82,26 @@ class Side:
     texts: dict[tuple[int, int], str]  # (chat id, message id) -> text, found quoted on cards
 
 
-def write_config(folder: Path, shop: FakeBotApiClient, bank: FakeBotApiClient) -> Path:
+def write_config(
+    folder: Path,
+    shop: FakeBotApiClient,
+    bank: FakeBotApiClient,
+    *,
+    shop_mods: int = SHOP_MODS,
+    bank_mods: int = BANK_MODS,
+    cooldown_s: float = 5.0,
+) -> Path:
+    """autoreply.toml for the two accounts, as an operator would write it."""
     path = folder / "autoreply.toml"
     path.write_text(
         CONFIG.format(
             shop_url=shop.bot_base_url,
             bank_url=bank.bot_base_url,
-            shop_mods=SHOP_MODS,
-            bank_mods=BANK_MODS,
+            shop_mods=shop_mods,
+            bank_mods=bank_mods,
             shop_moderator=SHOP_MODERATOR,
             bank_moderator=BANK_MODERATOR,
+            cooldown_s=cooldown_s,
         )
     )
     return path
@@ -256,27 +268,15 @@ def two_accounts_scenario(
         return table
 
 
-def format_table(table: dict[str, dict[str, float]]) -> str:
-    keys = list(dict.fromkeys(k for row in table.values() for k in row))
-    width = max(len(k) for k in keys)
-    lines = [f"{'':<{width}}  " + "  ".join(f"{name:>18}" for name in table)]
-    for key in keys:
-        cells = "  ".join(
-            f"{table[name][key]:>18.2f}" if key in table[name] else f"{'':>18}" for name in table
-        )
-        lines.append(f"{key:<{width}}  {cells}")
-    return "\n".join(lines)
-
-
 def run(model: str | None = None, messages: int = 400, chats: int = 10) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         if model is None:
             from benchmarks.tiny_model import build_tiny_model  # torch: only when needed
 
             model = str(build_tiny_model(Path(tmp) / "tiny"))
-        report = (
-            f"{messages} mentions over two accounts x {chats} chats, killed mid-stream:\n"
-            + format_table(two_accounts_scenario(model, messages, chats))
+        report = table(
+            f"{messages} mentions over two accounts x {chats} chats, killed mid-stream:",
+            two_accounts_scenario(model, messages, chats),
         )
     print(report)
     return report

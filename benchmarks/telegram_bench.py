@@ -204,12 +204,17 @@ def rate_limit_scenario(
         }
 
 
-def _table(title: str, rows: dict[str, dict[str, float]]) -> str:
-    keys = list(next(iter(rows.values())))
+def table(title: str, rows: dict[str, dict[str, float]]) -> str:
+    """Figures side by side, one column per run; a figure a run lacks is left blank."""
+    keys = list(dict.fromkeys(key for row in rows.values() for key in row))
     width = max(len(k) for k in keys)
-    lines = [title, f"{'':<{width}}  " + "  ".join(f"{name:>12}" for name in rows)]
+    column = max(12, *(len(name) for name in rows))
+    lines = [title, f"{'':<{width}}  " + "  ".join(f"{name:>{column}}" for name in rows)]
     for key in keys:
-        cells = "  ".join(f"{rows[name][key]:>12.2f}" for name in rows)
+        cells = "  ".join(
+            f"{rows[name][key]:>{column}.2f}" if key in rows[name] else " " * column
+            for name in rows
+        )
         lines.append(f"{key:<{width}}  {cells}")
     return "\n".join(lines)
 
@@ -230,8 +235,8 @@ def run(model: str | None = None, messages: int = 1000, chats: int = 50) -> str:
         }
     report = "\n\n".join(
         [
-            _table(f"{messages} mentions over {chats} chats, bot killed mid-stream:", kill),
-            _table("20 chats, 429 retry_after=5 s on one chat (seconds after injection):", limit),
+            table(f"{messages} mentions over {chats} chats, bot killed mid-stream:", kill),
+            table("20 chats, 429 retry_after=5 s on one chat (seconds after injection):", limit),
         ]
     )
     print(report)

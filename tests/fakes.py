@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.accounts import Account
 from bot.channels.base import Channel, SendError
+from bot.config import DEFAULT_INTENTS
 from bot.core import Core
 from bot.domain import (
     Actor,
@@ -34,16 +35,7 @@ def account(
     platform: str = "console",
     mode: Mode = Mode.AUTO,
     user_cooldown_s: float = 0.0,
-    labels: tuple[str, ...] = (
-        "question",
-        "complaint",
-        "praise",
-        "request",
-        "greeting",
-        "spam",
-        "abuse",
-        "other",
-    ),
+    labels: tuple[str, ...] = DEFAULT_INTENTS,
 ) -> Account:
     """An account as the config would resolve it, for tests that build parts by hand."""
     return Account(

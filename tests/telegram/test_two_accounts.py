@@ -1,9 +1,10 @@
 """Two Telegram bots served by one process, each with its own Bot API, mode and moderators.
 
 In-process: the real service and real PTB against two fake Bot API servers, the accounts read
-from an autoreply.toml with `[[accounts]]` and their tokens from environment variables (the
-way an operator configures them). The SIGKILL-and-restart version with 400 mentions runs the
-real `autoreply run` subprocess: tests/telegram/test_exactly_once.py.
+from an autoreply.toml with `[[accounts]]` (the benchmark's, benchmarks/accounts_bench.py) and
+their tokens from environment variables, the way an operator configures them. The
+SIGKILL-and-restart version with 400 mentions runs the real `autoreply run` subprocess:
+tests/telegram/test_exactly_once.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from benchmarks.accounts_bench import BANK_MODERATOR, SHOP_MODERATOR, write_config
 from benchmarks.fake_bot_api import FakeBotApiClient, FakeBotApiServer
 from benchmarks.fake_bot_api import factories as f
 from benchmarks.fake_bot_api.state import FakeBotApiConfig
@@ -24,38 +26,10 @@ from tests.telegram.conftest import RunningBot, launch
 
 SHOP_MODS = f.FakeChat.supergroup(-1009001, "Shop moderators")
 BANK_MODS = f.FakeChat.supergroup(-1009002, "Bank moderators")
-SHOP_MOD = f.FakeUser(7001, "Sam", "shopmod")
-BANK_MOD = f.FakeUser(7002, "Bea", "bankmod")
+SHOP_MOD = f.FakeUser(SHOP_MODERATOR, "Sam", "shopmod")
+BANK_MOD = f.FakeUser(BANK_MODERATOR, "Bea", "bankmod")
 GROUP = f.FakeChat.supergroup(-100777, "Fans")  # the same chat id on both bots
 CAROL = f.FakeUser(1234, "Carol", "carol")
-
-CONFIG = """
-[[accounts]]
-name = "shop"
-platform = "telegram"
-mode = "auto"
-user_cooldown_s = 0
-
-[accounts.telegram]
-token_env = "SHOP_BOT_TOKEN"
-base_url = "{shop}"
-moderator_chat_id = {shop_mods}
-moderator_ids = [{shop_mod}]
-poll_timeout_s = 1
-
-[[accounts]]
-name = "bank"
-platform = "telegram"
-mode = "review_all"
-user_cooldown_s = 0
-
-[accounts.telegram]
-token_env = "BANK_BOT_TOKEN"
-base_url = "{bank}"
-moderator_chat_id = {bank_mods}
-moderator_ids = [{bank_mod}]
-poll_timeout_s = 1
-"""
 
 
 @pytest.fixture
@@ -79,16 +53,8 @@ def _launch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> RunningBot:
     shop, bank = apis
-    config = tmp_path / "autoreply.toml"
-    config.write_text(
-        CONFIG.format(
-            shop=shop.bot_base_url,
-            bank=bank.bot_base_url,
-            shop_mods=SHOP_MODS.id,
-            bank_mods=BANK_MODS.id,
-            shop_mod=SHOP_MOD.id,
-            bank_mod=BANK_MOD.id,
-        )
+    config = write_config(
+        tmp_path, shop, bank, shop_mods=SHOP_MODS.id, bank_mods=BANK_MODS.id, cooldown_s=0
     )
     monkeypatch.setenv("AUTOREPLY_CONFIG", str(config))
     monkeypatch.setenv("AUTOREPLY_DATABASE_URL", sqlite_url)
