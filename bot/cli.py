@@ -230,7 +230,11 @@ ByOption = Annotated[
 @queue_app.command("list")
 def queue_list(
     account: Annotated[
-        str | None, typer.Option("--account", help="Only this account (default: all).")
+        str | None,
+        typer.Option(
+            "--account",
+            help="Account name, or 'all' (default: the default account and its console).",
+        ),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include handled drafts.")] = False,
     unknown: Annotated[
@@ -242,12 +246,18 @@ def queue_list(
     """List drafts waiting for review (or, with --unknown, replies in doubt)."""
     from bot.queue_view import print_items, print_unknown
 
-    service, _, _ = _moderation()
+    service, _, accounts = _moderation()
     actor = _actor(None)
+    scope: tuple[str, ...] | None = None
+    if account is None:  # the default account, with its `autoreply chat` console
+        default = accounts.default
+        scope = tuple(dict.fromkeys((default.name, default.console().name)))
+    elif account != "all":
+        scope = (account,)
     if unknown:
-        print_unknown(service.in_doubt(actor, account=account, limit=limit), as_json=as_json)
+        print_unknown(service.in_doubt(actor, account=scope, limit=limit), as_json=as_json)
     else:
-        items = service.list_queue(actor, account=account, include_all=all_, limit=limit)
+        items = service.list_queue(actor, account=scope, include_all=all_, limit=limit)
         print_items(items, as_json=as_json)
 
 

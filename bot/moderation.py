@@ -12,7 +12,7 @@ second moderator changes nothing and gets an InvalidStateError that says why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
@@ -52,6 +52,7 @@ class DraftChecker(Protocol):
     def check_draft(self, text: str) -> Verdict: ...
 
 
+Scope = str | Sequence[str] | None  # one account, several, or all the actor may see
 Wake = Callable[[int], bool]  # conversation id -> True when the reply was delivered at once
 
 
@@ -85,7 +86,7 @@ class ModerationService:
         self,
         actor: Actor,
         *,
-        account: str | None = None,
+        account: Scope = None,
         include_all: bool = False,
         limit: int = 50,
     ) -> list[QueueItem]:
@@ -101,9 +102,7 @@ class ModerationService:
                 raise NotFoundError(_no_draft(draft_id))  # others' drafts are not shown
             return item, draft_store.audit_trail(s, draft_id=draft_id)
 
-    def in_doubt(
-        self, actor: Actor, *, account: str | None = None, limit: int = 50
-    ) -> list[OutboxRow]:
+    def in_doubt(self, actor: Actor, *, account: Scope = None, limit: int = 50) -> list[OutboxRow]:
         """Replies whose delivery is unknown (the process died mid-send): a person must check."""
         with self._db.session() as s:
             return outbox_store.list_rows(
@@ -111,7 +110,7 @@ class ModerationService:
             )
 
     def audit_log(
-        self, actor: Actor, *, account: str | None = None, limit: int = 50
+        self, actor: Actor, *, account: Scope = None, limit: int = 50
     ) -> list[AuditEntry]:
         with self._db.session() as s:
             return draft_store.audit_trail(s, accounts=self._scope(actor, account), limit=limit)
@@ -249,14 +248,18 @@ class ModerationService:
             outcome = replace(outcome, delivered=delivered)
         return outcome
 
-    def _scope(self, actor: Actor, account: str | None) -> tuple[str, ...] | None:
-        if account is not None:
-            if not actor.may_act_on(account):
+    def _scope(self, actor: Actor, accounts: Scope) -> tuple[str, ...] | None:
+        """The account names a listing covers: those asked for (each one checked), or every
+        account the actor may see."""
+        if accounts is None:
+            return None if actor.accounts is None else tuple(sorted(actor.accounts))
+        names = (accounts,) if isinstance(accounts, str) else tuple(accounts)
+        for name in names:
+            if not actor.may_act_on(name):
                 raise PermissionDeniedError(
-                    f"{actor.display} may not see account {account!r}; ask an operator to assign it"
+                    f"{actor.display} may not see account {name!r}; ask an operator to assign it"
                 )
-            return (account,)
-        return None if actor.accounts is None else tuple(sorted(actor.accounts))
+        return names
 
     def _item(self, s: Session, draft_id: int) -> QueueItem:
         item = draft_store.get_item(s, draft_id)

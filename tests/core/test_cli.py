@@ -174,6 +174,11 @@ def test_accounts_chat_queue_and_list_by_account(cli: Run, tmp_path: Path) -> No
     listed = cli("queue", "list", "--account", "console-bank", "--json", **env)
     assert [json.loads(line)["account"] for line in listed.stdout.splitlines()] == ["console-bank"]
     assert cli("queue", "list", "--account", "shop", **env).stdout.strip() == "the queue is empty"
+    # Without --account: the default account (bank) and its console; `all`: every account.
+    default = cli("queue", "list", "--json", **env).stdout.splitlines()
+    assert [json.loads(line)["account"] for line in default] == ["console-bank"]
+    everything = cli("queue", "list", "--account", "all", "--json", **env).stdout.splitlines()
+    assert len(everything) == 1
 
     accounts = cli("accounts", "list", "--json", **env)
     assert accounts.returncode == 0, accounts.stderr
