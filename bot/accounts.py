@@ -144,7 +144,8 @@ def load_accounts(settings: Settings) -> Accounts:
         return Accounts((_flat_account(settings),))
     stray = sorted(set(settings.model_fields_set) & set(PER_ACCOUNT_FIELDS))
     if stray:
-        names = ", ".join(f"AUTOREPLY_{f.upper()}" for f in stray)
+        # Set as a variable or as a top-level key of the file: name both ways of spelling it.
+        names = ", ".join(f"{f} (AUTOREPLY_{f.upper()})" for f in stray)
         raise ConfigError(
             f"{names} describe{'s' if len(stray) == 1 else ''} one account, but {config_file()} "
             "has [[accounts]]: move the value into an account's table, or remove [[accounts]] "
@@ -237,7 +238,7 @@ def _from_table(table: AccountTable, settings: Settings) -> Account:
             )
         telegram = _resolve_secrets(table.telegram, where)
         assert telegram.token is not None
-        handle = _bot_id(telegram.token)
+        handle = _bot_id(telegram.token, f"{where}: telegram.token_env")
     elif table.telegram is not None:
         raise ConfigError(
             f"{where}: telegram: this account's platform is {table.platform!r}; remove its "
@@ -292,9 +293,16 @@ def _from_env(variable: str | None, where: str, field: str) -> SecretStr | None:
     return SecretStr(value)
 
 
-def _bot_id(token: SecretStr) -> str:
-    # The part before the colon is the bot's id: stable across username changes.
-    return token.get_secret_value().split(":", 1)[0]
+def _bot_id(token: SecretStr, where: str = "AUTOREPLY_TELEGRAM_TOKEN") -> str:
+    """The part before the colon is the bot's id: stable across username changes. A value of
+    another shape is refused, so a secret never becomes an account's handle."""
+    bot_id, colon, secret = token.get_secret_value().partition(":")
+    if not (colon and bot_id.isdigit() and secret):
+        raise ConfigError(
+            f"{where}: this is not a bot token (expected <bot id>:<secret>, as @BotFather "
+            "gives it); set the whole token"
+        )
+    return bot_id
 
 
 def _check_unique(accounts: list[Account]) -> None:

@@ -161,7 +161,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "toxicity_block must be >= toxicity_review; raise AUTOREPLY_TOXICITY_BLOCK"
             )
-        if self.telegram_webhook_url and self.telegram_webhook_secret is None:
+        # Beside [[accounts]] the flat webhook settings are an error of their own (accounts.py).
+        if self.telegram_webhook_url and self.telegram_webhook_secret is None and not self.accounts:
             raise ValueError(
                 "webhook mode needs a secret: set AUTOREPLY_TELEGRAM_WEBHOOK_SECRET (1-256 of "
                 "A-Z a-z 0-9 _ -), or unset AUTOREPLY_TELEGRAM_WEBHOOK_URL to use polling"

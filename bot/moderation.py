@@ -144,8 +144,8 @@ class ModerationService:
                 )
             self._move(s, item, DraftStatus.APPROVED)
             kind = ModerationKind.OVERRIDE if item.blocked else ModerationKind.APPROVE
-            note = reason if item.blocked else None
-            self._audit(s, item, actor, kind, item.draft_text, item.draft_text, note)
+            # A reason given for a draft that needed none is kept all the same.
+            self._audit(s, item, actor, kind, item.draft_text, item.draft_text, reason or None)
             return self._send(s, item, item.draft_text, DraftStatus.APPROVED)
 
         return self._run(work)
@@ -168,10 +168,15 @@ class ModerationService:
             item = self._queued(s, actor, draft_id, "edit")
             verdict = self._check(text)
             if verdict.action is VerdictAction.BLOCK:
-                raise InvalidStateError(
-                    f"the edited text for draft #{draft_id} is blocked by the safety gate "
-                    f"({', '.join(verdict.flags) or f'toxicity {verdict.toxicity:.2f}'}); "
-                    "write it differently, or reject the draft"
+                why = ", ".join(verdict.flags) or f"toxicity {verdict.toxicity:.2f}"
+                self._refuse(
+                    s, item.account_id, actor, f"edit: new text blocked ({why})", draft_id=draft_id
+                )
+                raise _Refused(
+                    InvalidStateError(
+                        f"the edited text for draft #{draft_id} is blocked by the safety gate "
+                        f"({why}); write it differently, or reject the draft"
+                    )
                 )
             self._move(s, item, DraftStatus.EDITED, text)
             draft_store.set_verdict(s, draft_id, verdict)

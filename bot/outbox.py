@@ -165,6 +165,12 @@ class Outbox:
             error = f"account {job.account!r} is not served by this process"
             await self._record(self._retry_later, job, error)
             return
+        if not channel.ready:
+            # Down or still connecting: nothing was sent, so wait without using up a try (a
+            # row left `sending` here would wrongly be reported in doubt after a crash).
+            waiting = SendError(f"account {job.account!r} is not connected", retry_after=5.0)
+            await self._record(self._after_error, job, waiting)
+            return
         outgoing = Outgoing(
             platform=job.platform,
             account=job.account,

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.accounts import Account
 from bot.channels.base import Channel
 from bot.config import Settings
@@ -209,7 +211,7 @@ class Service:
                 await channel.close()
             if owned_generator is not None:
                 owned_generator.close()
-            await asyncio.to_thread(health.stopped, [c.account for c in self.channels])
+            await asyncio.to_thread(health.stopped)
             db.dispose()
 
     def _bind(self, db: Database) -> None:
@@ -227,21 +229,25 @@ class Health:
         self.now: dict[str, str] = {}
 
     def set(self, account: str, state: str, note: str | None = None) -> None:
+        """Record a channel's state. Never raises: a database blip while recording must not
+        take the account's supervisor (and so the service) down with it."""
         self.now[account] = state if note is None else f"{state}: {note}"
-        with self._db.session() as s:
-            account_store.set_health(s, account, state, note)
+        try:
+            with self._db.session() as s:
+                account_store.set_health(s, account, state, note)
+        except SQLAlchemyError as exc:
+            log.warning("could not record account %r as %s: %s", account, state, exc)
 
     def beat(self) -> None:
-        """Refresh the heartbeat of every healthy account (a dead process goes stale)."""
-        up = [name for name, state in self.now.items() if state == "ok"]
-        if up:
+        """Refresh the heartbeat of every account served (a dead process goes stale)."""
+        if self.now:
             with self._db.session() as s:
-                account_store.heartbeat(s, up)
+                account_store.heartbeat(s, list(self.now))
 
-    def stopped(self, accounts: list[str]) -> None:
-        with self._db.session() as s:
-            for account in accounts:
-                account_store.set_health(s, account, "stopped", None)
+    def stopped(self) -> None:
+        """At shutdown; an account that was down keeps why in its note."""
+        for account, state in list(self.now.items()):
+            self.set(account, "stopped", None if state == "ok" else f"was {state}")
 
 
 async def _start_all(channels: Sequence[Channel], core: Core, health: Health) -> None:
@@ -264,22 +270,28 @@ async def _start_all(channels: Sequence[Channel], core: Core, health: Health) ->
 
 
 async def _supervise(channel: Channel, core: Core, health: Health, stop: asyncio.Event) -> None:
-    """Keep one account's channel running: restart it with back-off after a crash."""
-    delay = RESTART_MIN_S
-    needs_start = health.now.get(channel.account) != "ok"
+    """Keep one account's channel running: restart it after a crash, waiting 1 s, then twice
+    as long after each failure in a row (at most RESTART_MAX_S); a channel that served for a
+    while starts again from 1 s."""
+    loop = asyncio.get_running_loop()
+    needs_start = health.now.get(channel.account) != "ok"  # it failed to start with the rest
+    delay = RESTART_MIN_S if needs_start else 0.0
     while not stop.is_set():
+        up_since = loop.time()
         try:
             if needs_start:
                 await asyncio.sleep(delay)
                 await channel.start(core)
                 await asyncio.to_thread(health.set, channel.account, "ok")
                 log.info("account %r is serving again", channel.account)
-                delay = RESTART_MIN_S
+                up_since = loop.time()
             await channel.wait_closed()
             return  # closed on its own (the console's input ended)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001  (one account's failure must not stop others)
+            served = loop.time() - up_since > RESTART_MAX_S
+            delay = RESTART_MIN_S if served or not delay else min(RESTART_MAX_S, delay * 2)
             log.error(
                 "account %r failed (%s); restarting it in %.0f s", channel.account, exc, delay
             )
@@ -287,7 +299,6 @@ async def _supervise(channel: Channel, core: Core, health: Health, stop: asyncio
             with contextlib.suppress(Exception):
                 await channel.stop()
             needs_start = True
-            delay = min(RESTART_MAX_S, delay * 2)
 
 
 async def _until_stopped(stop: asyncio.Event, supervisors: list[asyncio.Task[None]]) -> None:
@@ -300,6 +311,8 @@ async def _until_stopped(stop: asyncio.Event, supervisors: list[asyncio.Task[Non
     everyone: asyncio.Future[object] = asyncio.ensure_future(all_closed())
     try:
         await asyncio.wait([stopper, everyone], return_when=asyncio.FIRST_COMPLETED)
+        if everyone.done():
+            everyone.result()  # a supervisor bug surfaces instead of a quiet, clean exit
     finally:
         stopper.cancel()
         everyone.cancel()

@@ -86,8 +86,13 @@ class RecordingChannel(Channel):
         self.account = account
         self.sent: list[Sent] = []
         self.attempts: list[Outgoing] = []
+        self.connected = True
         self._fail = fail
         self._delay = delay
+
+    @property
+    def ready(self) -> bool:
+        return self.connected
 
     async def start(self, core: Core) -> None:
         self.core = core

@@ -49,12 +49,16 @@ class Channel(ABC):
 
     #: platform name stored with every message ("console", "telegram", ...)
     platform: str
-    #: handle of the account this channel serves (stable across renames: e.g. the bot's id)
+    #: name of the account this channel serves (see bot/accounts.py)
     account: str
     #: chat that receives a card for every queued draft, if the platform has one
     review_chat_id: str | None = None
-    #: after answering a user, their next messages within this many seconds are not answered
-    cooldown_s: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Whether `send` can reach the platform now. The outbox leaves an account's replies
+        pending (without using up a try) while its channel is down or still connecting."""
+        return True
 
     @abstractmethod
     async def start(self, core: Core) -> None:

@@ -38,11 +38,16 @@ def platforms() -> tuple[str, ...]:
 def build_channels(
     accounts: Sequence[Account], *, stdin: BinaryIO, stdout: TextIO
 ) -> list[Channel]:
-    """One channel per account. A console account reads the terminal only when it is the one
-    account served; beside others it is a write-only sink (replies approved later from the
-    CLI are recorded as sent)."""
-    terminal = Terminal(stdin, stdout, owned=len(accounts) == 1)
-    return [_BUILDERS[account.platform](account, terminal) for account in accounts]
+    """One channel per account. The first console account reads the terminal; any other
+    console account is a write-only sink (replies approved later from the CLI are recorded as
+    sent)."""
+    consoles = [a.name for a in accounts if a.platform == "console"]
+    return [
+        _BUILDERS[account.platform](
+            account, Terminal(stdin, stdout, owned=account.name == consoles[0])
+        )
+        for account in accounts
+    ]
 
 
 def _console(account: Account, terminal: Terminal) -> Channel:

@@ -72,7 +72,8 @@ ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"
 POLL_BACKOFF_MAX_S = 30.0
 MAX_UPDATE_FAILURES = 5  # then an update that cannot be stored is logged and skipped
 PART_RETRIES = 5  # retries of the 2nd+ part of a split reply, which cannot be resent whole
-TYPING_EVERY_S = 4.5  # Telegram shows "typing" for about 5 s
+TYPING_EVERY_S = 4.5
+NOT_READY_RETRY_S = 5.0  # Telegram shows "typing" for about 5 s
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -490,8 +491,18 @@ class TelegramChannel(Channel):
 
     # --- sending --------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        # Sending works from a successful connect until `close`, even while receiving is
+        # stopped (a restart, or shutdown draining the outbox).
+        return self._ready.is_set()
+
     async def send(self, message: Outgoing) -> str:
-        await self._ready.wait()
+        if not self._ready.is_set():  # the outbox checks `ready` first; this is a late change
+            raise SendError(
+                f"account {self.account!r}: the Telegram channel is not connected",
+                retry_after=NOT_READY_RETRY_S,
+            )
         text = clean_for_telegram(message.text)
         if message.kind is OutgoingKind.REPLY and self._disclosure:
             text = f"{text}\n\n{self._disclosure}"

@@ -18,9 +18,13 @@ from bot.storage.rows import get_or_create
 NAME_LENGTH = 64
 
 
-def _fallback_name(row: m.Account) -> str:
+def _fallback_name(session: Session, row: m.Account) -> str:
+    """`<platform>-<handle>`, or `<platform>-<id>` when that is too long or already taken."""
     name = f"{row.platform}-{row.handle}"
-    return name if len(name) <= NAME_LENGTH else f"{row.platform}-{row.id}"
+    taken = session.scalars(select(m.Account.id).where(m.Account.name == name)).first()
+    if len(name) > NAME_LENGTH or (taken is not None and taken != row.id):
+        name = f"{row.platform}-{row.id}"
+    return name
 
 
 def _state(row: m.Account, queued: int = 0, in_doubt: int = 0) -> AccountState:
@@ -47,7 +51,7 @@ def bind(session: Session, name: str, platform: str, handle: str) -> AccountStat
     if holder is not None and holder is not row:
         # The config gave this name to another identity (a new bot token, say): the old row
         # keeps its history under a name of its own.
-        holder.name = _fallback_name(holder)
+        holder.name = _fallback_name(session, holder)
         session.flush()
     if row is None:
         row = get_or_create(
@@ -71,6 +75,10 @@ def ensure(session: Session, platform: str, name: str) -> AccountState:
     if row is None:
         row = get_or_create(
             session, m.Account, {"platform": platform, "handle": name}, {"name": name}
+        )
+    elif row.platform != platform:
+        raise ValueError(
+            f"account {name!r} is a {row.platform} account in the database, not {platform}"
         )
     return _state(row)
 

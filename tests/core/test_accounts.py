@@ -181,7 +181,7 @@ def test_per_account_variables_beside_accounts_are_an_error(
 ) -> None:
     _write(tmp_path, TWO_BOTS)
     monkeypatch.setenv("AUTOREPLY_TELEGRAM_TOKEN", "999:stray")
-    with pytest.raises(ConfigError, match=r"AUTOREPLY_TELEGRAM_TOKEN describes one account"):
+    with pytest.raises(ConfigError, match=r"\(AUTOREPLY_TELEGRAM_TOKEN\) describes one account"):
         load_accounts(load_settings())
     monkeypatch.delenv("AUTOREPLY_TELEGRAM_TOKEN")
     monkeypatch.setenv("AUTOREPLY_PERSONA", "stray")
@@ -194,6 +194,32 @@ def test_per_account_variables_beside_accounts_are_an_error(
     shop, bank = load_accounts(load_settings()).all
     assert shop.style.max_new_tokens == bank.style.max_new_tokens == 20
     assert shop.style.bot_name == "Helper"
+
+
+def test_flat_keys_in_the_file_and_flat_webhooks_are_named_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, 'mode = "auto"\n' + TWO_BOTS)
+    with pytest.raises(ConfigError, match=r"^mode \(AUTOREPLY_MODE\) describes one account"):
+        load_accounts(load_settings())
+    _write(tmp_path, TWO_BOTS)
+    monkeypatch.setenv("AUTOREPLY_TELEGRAM_WEBHOOK_URL", "https://x.example/tg")
+    with pytest.raises(ConfigError, match=r"telegram_webhook_url .* describes one account"):
+        load_accounts(load_settings())
+
+
+def test_a_token_without_a_bot_id_is_refused_before_it_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, TWO_BOTS)
+    monkeypatch.setenv("SHOP_TOKEN", "only-the-secret-part")
+    with pytest.raises(ConfigError, match=r"account 'shop': telegram.token_env: this is not a"):
+        load_accounts(load_settings())
+    monkeypatch.setenv("SHOP_TOKEN", "111:shop-secret")
+    _write(tmp_path, "")
+    monkeypatch.setenv("AUTOREPLY_TELEGRAM_TOKEN", "secret-without-id")
+    with pytest.raises(ConfigError, match=r"AUTOREPLY_TELEGRAM_TOKEN: this is not a bot token"):
+        load_accounts(load_settings())
 
 
 def test_unknown_account_name_lists_the_configured_ones(tmp_path: Path) -> None:

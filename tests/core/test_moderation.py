@@ -121,6 +121,16 @@ def test_moderators_act_only_on_their_account_and_refusals_are_audited(
     ]
 
 
+def test_an_override_reason_on_an_unblocked_draft_is_kept(
+    migrated_db: Database, service: ModerationService
+) -> None:
+    draft = _queue(migrated_db, "shop", "Thanks!")
+    service.approve(SHOP_MOD, draft, override="double-checked the order")
+    assert _audit(migrated_db) == [
+        ("shop", "approve", "@shopmod (11)", "draft", "double-checked the order")
+    ]
+
+
 def test_a_draft_is_acted_on_once(migrated_db: Database, service: ModerationService) -> None:
     draft = _queue(migrated_db, "shop", "Thanks!")
     service.reject(SHOP_MOD, draft, reason="off-topic")
@@ -155,9 +165,11 @@ def test_a_blocked_draft_needs_an_edit_or_an_audited_override(
         "draft",
         "quoting the customer, agreed with legal",
     )
-    assert ("shop", "refused", "@shopmod (11)", "draft", "approve: blocked draft, no override") in (
-        _audit(migrated_db)
-    )
+    refusals = [note for _, kind, _, _, note in _audit(migrated_db) if kind == "refused"]
+    assert refusals == [
+        "approve: blocked draft, no override",
+        "edit: new text blocked (toxic)",
+    ]
 
 
 def test_an_edit_of_a_blocked_draft_is_checked_and_sent(

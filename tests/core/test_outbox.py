@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.channels.base import SendError
 from bot.domain import ChatKind, Incoming, Outgoing
@@ -132,6 +132,32 @@ def test_in_doubt_send_is_never_retried(migrated_db: Database) -> None:
     assert [o.text for o in channel.attempts] == ["a1", "a2"]
     assert _statuses(migrated_db) == ["unknown", "sent"]
     assert [row.text for row in moderation(migrated_db).in_doubt(OPERATOR)] == ["a1"]
+
+
+def test_a_disconnected_account_keeps_its_replies_pending_without_using_tries(
+    migrated_db: Database,
+) -> None:
+    a = _enqueue(migrated_db, "A", ["a1"])
+    channel = RecordingChannel()
+    channel.connected = False
+
+    async def go() -> None:
+        outbox = Outbox(migrated_db, {"acct": channel}, FAST)
+        outbox.notify(a)
+        await asyncio.sleep(0.3)
+        assert _statuses(migrated_db) == ["pending"]  # nothing was sent, nothing in doubt
+        channel.connected = True
+        with migrated_db.session() as s:  # the wait is 5 s; come back now for the test
+            s.execute(update(m.OutboxItem).values(next_attempt_at=None))
+        outbox.notify(a)
+        await outbox.idle()
+        await outbox.close()
+
+    asyncio.run(go())
+    assert channel.attempts == [s.message for s in channel.sent]  # one send, never a failure
+    assert _statuses(migrated_db) == ["sent"]
+    with migrated_db.session() as s:
+        assert s.scalars(select(m.OutboxItem.attempts)).one() == 1
 
 
 def test_transient_errors_back_off_then_fail(migrated_db: Database) -> None:
