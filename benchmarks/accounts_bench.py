@@ -215,6 +215,9 @@ def two_accounts_scenario(
         bar = tqdm(total=messages, desc="two accounts", unit="msg", mininterval=1.0)
 
         def answered() -> int:
+            if proc.poll() is not None:  # fail now, not when the wait runs out
+                log = (folder / "bot.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the bot exited with code {proc.returncode}:\n{log}")
             bar.n = len(shop_api.sent_messages()) + len(bank_api.sent_messages())
             bar.refresh()
             return int(bar.n)

@@ -41,11 +41,9 @@ def build_channels(
     """One channel per account. The first console account reads the terminal; any other
     console account is a write-only sink (replies approved later from the CLI are recorded as
     sent)."""
-    consoles = [a.name for a in accounts if a.platform == "console"]
+    owner = next((a.name for a in accounts if a.platform == "console"), None)
     return [
-        _BUILDERS[account.platform](
-            account, Terminal(stdin, stdout, owned=account.name == consoles[0])
-        )
+        _BUILDERS[account.platform](account, Terminal(stdin, stdout, owned=account.name == owner))
         for account in accounts
     ]
 
