@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 WORKER_ERROR_PAUSE_S = 5.0
 CLOSE_GRACE_S = 10.0
+NOT_READY_WAIT_S = 1.0  # how often a disconnected account's chat looks again
 R = TypeVar("R")
 
 
@@ -168,7 +169,9 @@ class Outbox:
         if not channel.ready:
             # Down or still connecting: nothing was sent, so wait without using up a try (a
             # row left `sending` here would wrongly be reported in doubt after a crash).
-            waiting = SendError(f"account {job.account!r} is not connected", retry_after=5.0)
+            waiting = SendError(
+                f"account {job.account!r} is not connected", retry_after=NOT_READY_WAIT_S
+            )
             await self._record(self._after_error, job, waiting)
             return
         outgoing = Outgoing(

@@ -187,8 +187,8 @@ class Service:
         try:
             for channel in self.channels:
                 await pipeline.resume_unhandled(channel.platform, channel.account)
-            await outbox.sweep()
             await _start_all(self.channels, core, health)
+            await outbox.sweep()  # after connecting: rows of a channel not ready would wait
             supervisors = [
                 asyncio.create_task(_supervise(c, core, health, stop), name=f"channel-{c.account}")
                 for c in self.channels

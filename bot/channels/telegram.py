@@ -72,8 +72,8 @@ ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"
 POLL_BACKOFF_MAX_S = 30.0
 MAX_UPDATE_FAILURES = 5  # then an update that cannot be stored is logged and skipped
 PART_RETRIES = 5  # retries of the 2nd+ part of a split reply, which cannot be resent whole
-TYPING_EVERY_S = 4.5
-NOT_READY_RETRY_S = 5.0  # Telegram shows "typing" for about 5 s
+TYPING_EVERY_S = 4.5  # Telegram shows "typing" for about 5 s
+NOT_READY_RETRY_S = 1.0  # a send that finds the channel not connected tries again after this
 Context = ContextTypes.DEFAULT_TYPE
 
 

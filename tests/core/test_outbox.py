@@ -147,7 +147,7 @@ def test_a_disconnected_account_keeps_its_replies_pending_without_using_tries(
         await asyncio.sleep(0.3)
         assert _statuses(migrated_db) == ["pending"]  # nothing was sent, nothing in doubt
         channel.connected = True
-        with migrated_db.session() as s:  # the wait is 5 s; come back now for the test
+        with migrated_db.session() as s:  # no need to wait for the next look
             s.execute(update(m.OutboxItem).values(next_attempt_at=None))
         outbox.notify(a)
         await outbox.idle()
