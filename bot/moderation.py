@@ -92,28 +92,45 @@ class ModerationService:
     ) -> list[QueueItem]:
         """Queued drafts (all drafts with `include_all`) of the accounts the actor may see."""
         statuses = tuple(DraftStatus) if include_all else (DraftStatus.QUEUED,)
-        with self._db.session() as s:
-            return draft_store.list_drafts(s, statuses, limit, self._scope(actor, account))
+        return self._run(
+            lambda s: draft_store.list_drafts(
+                s, statuses, limit, self._scope(s, actor, account, "list the queue")
+            )
+        )
 
     def show(self, actor: Actor, draft_id: int) -> tuple[QueueItem, list[AuditEntry]]:
-        with self._db.session() as s:
+        def work(s: Session) -> tuple[QueueItem, list[AuditEntry]]:
             item = self._item(s, draft_id)
             if not actor.may_act_on(item.account):
-                raise NotFoundError(_no_draft(draft_id))  # others' drafts are not shown
+                self._refuse(
+                    s,
+                    item.account_id,
+                    actor,
+                    "show: not a moderator of this account",
+                    draft_id=draft_id,
+                )
+                # Another account's draft is not even confirmed to exist.
+                raise _Refused(NotFoundError(_no_draft(draft_id)))
             return item, draft_store.audit_trail(s, draft_id=draft_id)
+
+        return self._run(work)
 
     def in_doubt(self, actor: Actor, *, account: Scope = None, limit: int = 50) -> list[OutboxRow]:
         """Replies whose delivery is unknown (the process died mid-send): a person must check."""
-        with self._db.session() as s:
-            return outbox_store.list_rows(
-                s, (OutboxStatus.UNKNOWN,), limit, self._scope(actor, account)
+        return self._run(
+            lambda s: outbox_store.list_rows(
+                s, (OutboxStatus.UNKNOWN,), limit, self._scope(s, actor, account, "list in doubt")
             )
+        )
 
     def audit_log(
         self, actor: Actor, *, account: Scope = None, limit: int = 50
     ) -> list[AuditEntry]:
-        with self._db.session() as s:
-            return draft_store.audit_trail(s, accounts=self._scope(actor, account), limit=limit)
+        return self._run(
+            lambda s: draft_store.audit_trail(
+                s, accounts=self._scope(s, actor, account, "read the audit"), limit=limit
+            )
+        )
 
     # --- drafts ---------------------------------------------------------------------------
 
@@ -237,32 +254,48 @@ class ModerationService:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _run(self, work: Callable[[Session], Outcome]) -> Outcome:
-        """One unit of work. A refusal is committed (audited) before it is raised."""
+    def _run(self, work: Callable[[Session], T]) -> T:
+        """One unit of work. A refusal is committed (audited) before it is raised; a queued
+        reply wakes the sender once committed."""
         refused: _Refused | None = None
         with self._db.session() as s:
             try:
-                outcome = work(s)
+                result = work(s)
             except _Refused as exc:
                 refused = exc
         if refused is not None:
             raise refused.error
         wake = self._wake
-        if outcome.outbox_id is not None and outcome.conversation_id is not None and wake:
-            delivered = wake(outcome.conversation_id)
-            outcome = replace(outcome, delivered=delivered)
-        return outcome
+        if isinstance(result, Outcome) and wake and result.outbox_id is not None:
+            assert result.conversation_id is not None
+            result = replace(result, delivered=wake(result.conversation_id))
+        return result
 
-    def _scope(self, actor: Actor, accounts: Scope) -> tuple[str, ...] | None:
-        """The account names a listing covers: those asked for (each one checked), or every
-        account the actor may see."""
+    def _scope(
+        self, s: Session, actor: Actor, accounts: Scope, verb: str
+    ) -> tuple[str, ...] | None:
+        """The account names a listing covers: those asked for (each one checked, a refusal
+        audited), or every account the actor may see."""
         if accounts is None:
             return None if actor.accounts is None else tuple(sorted(actor.accounts))
         names = (accounts,) if isinstance(accounts, str) else tuple(accounts)
         for name in names:
             if not actor.may_act_on(name):
-                raise PermissionDeniedError(
-                    f"{actor.display} may not see account {name!r}; ask an operator to assign it"
+                state = account_store.by_name(s, name)
+                if state is not None:
+                    self._refuse(
+                        s,
+                        state.id,
+                        actor,
+                        f"{verb}: not a moderator of this account",
+                        target_kind="account",
+                        target=name,
+                    )
+                raise _Refused(
+                    PermissionDeniedError(
+                        f"{actor.display} may not see account {name!r}; ask an operator to "
+                        "assign it"
+                    )
                 )
         return names
 

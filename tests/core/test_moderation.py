@@ -117,6 +117,14 @@ def test_moderators_act_only_on_their_account_and_refusals_are_audited(
     assert _audit(migrated_db) == [
         ("bank", "refused", "@shopmod (11)", "draft", "approve: not a moderator of this account"),
         ("shop", "refused", "@mallory (66)", "draft", "reject: not a moderator of this account"),
+        (
+            "bank",
+            "refused",
+            "@shopmod (11)",
+            "account",
+            "list the queue: not a moderator of this account",
+        ),
+        ("bank", "refused", "@shopmod (11)", "draft", "show: not a moderator of this account"),
         ("bank", "approve", "@bankmod (21)", "draft", None),
     ]
 
