@@ -30,7 +30,7 @@ from bot.domain import Mode
 
 ANONYMOUS_ADMIN_ID = 1087968824  # Telegram's "GroupAnonymousBot", shared by anonymous admins
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
-PromptFormatName = Literal["plain", "dialogpt"]
+PromptFormatName = Literal["auto", "chat", "plain", "dialogpt"]
 
 
 def split_ids(value: object) -> object:

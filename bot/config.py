@@ -71,8 +71,10 @@ class Settings(BaseSettings):
         None, description="Optional LoRA adapter directory (peft save_pretrained) to activate."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
-    prompt_format: Literal["plain", "dialogpt"] = Field(
-        "plain", description="plain: persona + User:/Bot: turns; dialogpt: turns joined by EOS."
+    prompt_format: Literal["auto", "chat", "plain", "dialogpt"] = Field(
+        "auto",
+        description="auto: chat when the tokenizer has a chat template, else plain; chat: the "
+        "tokenizer's template; plain: persona + User:/Bot: turns; dialogpt: turns joined by EOS.",
     )
     history_turns: int = Field(6, ge=0, le=100, description="Past turns put in the prompt.")
     max_new_tokens: int = Field(48, ge=1, le=512, description="Cap on generated tokens.")

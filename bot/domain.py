@@ -189,7 +189,7 @@ class ReplyStyle:
     no_repeat_ngram_size: int = 3
     do_sample: bool = True
     seed: int | None = None
-    prompt_format: str = "plain"
+    prompt_format: str = "auto"  # auto, chat, plain or dialogpt (bot/nlp/prompts.py)
     persona: str = DEFAULT_PERSONA
     bot_name: str = "Bot"
     fallback_reply: str = DEFAULT_FALLBACK

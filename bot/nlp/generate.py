@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +25,7 @@ from bot.domain import Draft, DraftRequest, ReplyStyle, Turn
 from bot.errors import GenerationError
 from bot.nlp.loading import first_line
 from bot.nlp.models import ModelHost
-from bot.nlp.prompts import Prompt, PromptFormat, build_prompt, clean_reply
+from bot.nlp.prompts import Prompt, build_prompt, clean_reply, resolve_format
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class ReplyGenerator:
 
     def _draft_batch(self, style: ReplyStyle, requests: Sequence[DraftRequest]) -> list[Draft]:
         host = self.host
+        # `auto` becomes `chat` or `plain` here, where the tokenizer is known.
+        style = replace(style, prompt_format=resolve_format(style.prompt_format, host.tokenizer))
         # The lock covers tokenizing too: HF fast tokenizers are not safe to share across
         # threads ("Already borrowed"), and the adapter choice must match the generate call.
         with host.lock, torch.inference_mode():
@@ -112,7 +115,7 @@ class ReplyGenerator:
     def _prompt(self, style: ReplyStyle, request: DraftRequest) -> Prompt:
         prompt = build_prompt(
             self.host.tokenizer,
-            prompt_format=_format(style),
+            prompt_format=resolve_format(style.prompt_format, self.host.tokenizer),
             persona=style.persona,
             history=request.history,
             text=request.text,
@@ -211,9 +214,3 @@ class ReplyGenerator:
             prompt_tokens=len(prompt.input_ids),
             new_tokens=len(generated),
         )
-
-
-def _format(style: ReplyStyle) -> PromptFormat:
-    if style.prompt_format not in ("plain", "dialogpt"):
-        raise ValueError(f"unknown prompt format {style.prompt_format!r}; use plain or dialogpt")
-    return style.prompt_format  # type: ignore[return-value]

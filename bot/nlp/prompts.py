@@ -9,6 +9,12 @@ Two prompt formats (`Settings.prompt_format`):
 * ``dialogpt`` - turns joined by the EOS token, ending with the user's message and EOS, which is
   how DialoGPT was trained on Reddit threads. The persona is left out: DialoGPT never saw an
   instruction turn and would answer it as if a user had said it.
+* ``chat`` - the tokenizer's own chat template: the persona as the system turn, the history as
+  user and assistant turns, and the generation prompt. Instruction-tuned models (SmolLM2) were
+  trained on exactly this; fed ``User:``/``Bot:`` lines they ramble. The persona is always
+  passed, since some templates (SmolLM2's) insert a default system prompt of their own.
+* ``auto`` (the default) - ``chat`` when the tokenizer has a template, else ``plain``. GPT-2 has
+  none. `resolve_format` decides.
 
 Prompts are cut from the left by tokens so that prompt + max_new_tokens fits the model's
 positions (GPT-2: 1,024; longer inputs raise IndexError inside `generate`).
@@ -26,7 +32,23 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from bot.domain import Role, Turn
 
-PromptFormat = Literal["plain", "dialogpt"]
+PromptFormat = Literal["plain", "dialogpt", "chat"]
+PROMPT_FORMATS = ("auto", "plain", "dialogpt", "chat")
+
+
+def resolve_format(name: str, tokenizer: PreTrainedTokenizerBase) -> PromptFormat:
+    """The concrete format for a configured name; `auto` looks at the tokenizer."""
+    if name == "auto":
+        return "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+    if name == "chat" and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "prompt_format 'chat' needs a tokenizer with a chat template, and this model's has "
+            "none; use 'auto' or 'plain'"
+        )
+    if name in ("plain", "dialogpt", "chat"):
+        return name  # type: ignore[return-value]
+    raise ValueError(f"unknown prompt format {name!r}; use one of {', '.join(PROMPT_FORMATS)}")
+
 
 USER_TAG = "User:"
 BOT_TAG = "Bot:"
@@ -107,6 +129,8 @@ def build_prompt(
         return list(tokenizer.encode(part, add_special_tokens=False)) if part else []
 
     message = sanitize(text, specials)
+    if prompt_format == "chat":
+        return _chat_prompt(tokenizer, persona, history, message, specials, budget)
     if prompt_format == "plain":
         header = encode(_header_text(persona, specials))
         turns = [encode(f"{_TAGS[t.role]} {sanitize(t.text, specials)}\n") for t in history]
@@ -140,6 +164,57 @@ def build_prompt(
     if message_cut:
         body = body[used - budget :]
     ids = [*header, *(i for turn in turns for i in turn), *before, *body, *after]
+    return Prompt(tuple(ids), dropped, message_cut, persona_dropped)
+
+
+def _chat_prompt(
+    tokenizer: PreTrainedTokenizerBase,
+    persona: str,
+    history: Sequence[Turn],
+    message: str,
+    specials: Sequence[str],
+    budget: int,
+) -> Prompt:
+    """The chat template, cut like the other formats: oldest turns first, then the persona if
+    it would take more than half the room, then the left of the message."""
+    system = sanitize(persona, specials)
+    roles = {Role.USER: "user", Role.BOT: "assistant"}
+    turns = [{"role": roles[t.role], "content": sanitize(t.text, specials)} for t in history]
+
+    def render(system: str, turns: list[dict[str, str]], message: str) -> list[int]:
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [*turns, {"role": "user", "content": message}]
+        # Rendered as text, then encoded: the template already holds every special token.
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        assert isinstance(text, str)
+        return list(tokenizer.encode(text, add_special_tokens=False))
+
+    ids = render(system, turns, message)
+    dropped = 0
+    while turns and len(ids) > budget:
+        turns.pop(0)
+        dropped += 1
+        ids = render(system, turns, message)
+    persona_dropped = False
+    if len(ids) > budget and system and len(render(system, [], "")) > budget // 2:
+        system, persona_dropped = "", True
+        ids = render(system, turns, message)
+    message_cut = False
+    body = list(tokenizer.encode(message, add_special_tokens=False))
+    while len(ids) > budget and body:
+        # Keep the newest words; decoding a cut can merge tokens, so check again.
+        body = body[len(ids) - budget :]
+        decoded = tokenizer.decode(body, skip_special_tokens=True)
+        message = decoded if isinstance(decoded, str) else "".join(decoded)
+        message_cut = True
+        ids = render(system, turns, message)
+        if len(ids) > budget:
+            body = body[1:]
+    if len(ids) > budget:
+        raise ValueError(
+            f"the chat template alone needs {len(ids)} of {budget} positions; lower "
+            "AUTOREPLY_MAX_NEW_TOKENS"
+        )
     return Prompt(tuple(ids), dropped, message_cut, persona_dropped)
 
 

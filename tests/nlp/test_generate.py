@@ -371,3 +371,29 @@ def test_requests_of_different_accounts_keep_their_own_style(
     assert mixed == alone
     assert mixed[0].prompt_tokens != mixed[1].prompt_tokens  # different personas
     assert mixed[0].new_tokens <= 4 and mixed[1].new_tokens <= 8
+
+
+def test_auto_format_drafts_through_the_chat_template(tiny_chat_model_dir: Path) -> None:
+    from bot.nlp.prompts import build_prompt
+
+    host = ModelHost.load(str(tiny_chat_model_dir), device="cpu")
+    with ReplyGenerator(host, replace(GREEDY, prompt_format="auto")) as generator:
+        chat = generator.draft(HISTORY, "where is my order?")
+        plain = generator.draft_many(
+            [
+                DraftRequest(
+                    HISTORY, "where is my order?", style=replace(GREEDY, prompt_format="plain")
+                )
+            ]
+        )[0]
+    expected = build_prompt(
+        host.tokenizer,
+        prompt_format="chat",
+        persona=GREEDY.persona,
+        history=HISTORY,
+        text="where is my order?",
+        max_positions=host.max_positions,
+        max_new_tokens=GREEDY.max_new_tokens,
+    )
+    assert chat.prompt_tokens == len(expected.input_ids) != plain.prompt_tokens
+    assert chat.text  # a reply or the fallback, never empty

@@ -15,6 +15,7 @@ from bot.nlp.prompts import (
     build_prompt,
     clean_reply,
     render_plain,
+    resolve_format,
     sanitize,
 )
 
@@ -213,3 +214,65 @@ def test_no_room_for_a_prompt_is_a_config_error(tokenizer: PreTrainedTokenizerBa
 )
 def test_clean_reply(raw: str, stopped: bool, expected: str) -> None:
     assert clean_reply(raw, bot_name="ShopBot", stopped=stopped) == expected
+
+
+# --- the chat template -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_tokenizer(tiny_chat_model_dir: Path) -> PreTrainedTokenizerBase:
+    tok = AutoTokenizer.from_pretrained(tiny_chat_model_dir)
+    assert isinstance(tok, PreTrainedTokenizerBase) and tok.chat_template
+    return tok
+
+
+def test_auto_picks_chat_only_where_the_tokenizer_has_a_template(
+    tokenizer: PreTrainedTokenizerBase, chat_tokenizer: PreTrainedTokenizerBase
+) -> None:
+    assert resolve_format("auto", chat_tokenizer) == "chat"
+    assert resolve_format("auto", tokenizer) == "plain"  # GPT-2 has none
+    assert resolve_format("dialogpt", chat_tokenizer) == "dialogpt"
+    with pytest.raises(ValueError, match="needs a tokenizer with a chat template"):
+        resolve_format("chat", tokenizer)
+
+
+def test_chat_format_is_the_tokenizers_own_template_with_the_persona_as_system(
+    chat_tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    text, prompt = prompt_for(chat_tokenizer, "where is my order?", fmt="chat")
+    expected = chat_tokenizer.apply_chat_template(
+        [
+            {"role": "system", "content": PERSONA},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+            {"role": "user", "content": "where is my order?"},
+        ],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert text == expected
+    assert text.endswith("<|im_start|>assistant\n") and not prompt.truncated
+
+
+def test_chat_format_cuts_from_the_left_like_the_others(
+    chat_tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    history = tuple(Turn(Role.USER, f"old message number {i}") for i in range(200))
+    text, prompt = prompt_for(
+        chat_tokenizer, "the newest question?", fmt="chat", history=history, max_positions=200
+    )
+    assert len(prompt.input_ids) <= 200 - 48
+    assert prompt.dropped_turns > 0 and not prompt.message_cut
+    assert PERSONA in text and "old message number 199" in text
+    assert "old message number 0<" not in text
+    assert text.endswith("the newest question?<|endoftext|>\n<|im_start|>assistant\n")
+
+    long_message = " ".join(f"word{i}" for i in range(400)) + " final words"
+    text, prompt = prompt_for(chat_tokenizer, long_message, fmt="chat", max_positions=300)
+    assert len(prompt.input_ids) <= 300 - 48
+    assert prompt.message_cut and "final words<|endoftext|>" in text
+    # A huge persona gives way to the message, as in the other formats.
+    text, prompt = prompt_for(
+        chat_tokenizer, "hello?", fmt="chat", persona="be nice " * 300, max_positions=300
+    )
+    assert prompt.persona_dropped and "hello?" in text and len(prompt.input_ids) <= 252
