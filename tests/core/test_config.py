@@ -26,7 +26,7 @@ def test_defaults_match_the_documented_table() -> None:
     assert s.mode is Mode.REVIEW_ALL
     assert s.max_new_tokens == 48
     assert s.history_turns == 6
-    assert s.prompt_format == "plain"
+    assert s.prompt_format == "auto"
     assert s.persona
     assert s.intent_labels == DEFAULT_INTENTS
 
