@@ -168,21 +168,12 @@ class Core:
         try:
             outcome = await self._in_thread(work)
         except (InvalidStateError, NotFoundError, PermissionDeniedError) as exc:
-            return ModResult(False, str(exc), await self._status(actor, draft_id))
+            status = await self._in_thread(lambda: self.moderation.draft_status(draft_id))
+            return ModResult(False, str(exc), status)
         except InputError as exc:
             return ModResult(False, str(exc))
         log.info("draft %d %s by %s", draft_id, outcome.status, actor.display)
         return ModResult(True, outcome.message, outcome.status)
-
-    async def _status(self, actor: Actor, draft_id: int) -> str | None:
-        def work() -> str | None:
-            try:
-                item, _ = self.moderation.show(actor, draft_id)
-            except NotFoundError:
-                return None
-            return item.status.value
-
-        return await self._in_thread(work)
 
 
 @contextmanager

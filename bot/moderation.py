@@ -115,6 +115,14 @@ class ModerationService:
 
         return self._run(work)
 
+    def draft_status(self, draft_id: int) -> str | None:
+        """A draft's state alone (None: no such draft), for a front end to show after an action
+        failed, e.g. to take the buttons off a card that was already handled. No content, so
+        no actor check and nothing to audit."""
+        with self._db.session() as s:
+            item = draft_store.get_item(s, draft_id)
+            return item.status.value if item else None
+
     def in_doubt(self, actor: Actor, *, account: Scope = None, limit: int = 50) -> list[OutboxRow]:
         """Replies whose delivery is unknown (the process died mid-send): a person must check."""
         return self._run(
