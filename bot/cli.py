@@ -190,7 +190,7 @@ def _moderation() -> tuple[ModerationService, Settings, Accounts]:
     """The moderation service as the CLI uses it: the safety gate loads only for an edit, and
     console accounts' replies are delivered at once (no service runs for them)."""
     from bot.local_delivery import console_wake
-    from bot.moderation import ModerationService
+    from bot.moderation import DraftChecker, ModerationService
     from bot.storage import migrate
     from bot.storage.db import Database
 
@@ -198,12 +198,12 @@ def _moderation() -> tuple[ModerationService, Settings, Accounts]:
     migrate.ensure_schema(settings.database_url)
     db = Database(settings.database_url)
 
-    def gate() -> object:
+    def gate() -> DraftChecker:
         from bot.safety.gate import SafetyGate
 
         return SafetyGate.from_settings(settings)
 
-    service = ModerationService(db, gate=gate, wake=console_wake(db))  # type: ignore[arg-type]
+    service = ModerationService(db, gate=gate, wake=console_wake(db))
     return service, settings, accounts
 
 
