@@ -29,6 +29,7 @@ from bot.errors import (
 from bot.moderation import ModerationService
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
+from bot.storage import accounts as account_store
 from bot.storage import history, outbox_store
 from bot.storage.db import Database
 
@@ -141,7 +142,7 @@ class Core:
 
         def work() -> int | None:
             with self._db.session() as s:
-                info = history.ensure_account(s, platform, account)
+                info = account_store.ensure(s, platform, account)
                 conversation_id = history.ensure_conversation_id(
                     s, info.id, chat_id, ChatKind.GROUP, None
                 )

@@ -44,6 +44,7 @@ from bot.errors import ConfigError
 from bot.keyed_lock import KeyedLocks
 from bot.outbox import Outbox
 from bot.policy import Ruling, after_draft, before_draft
+from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store
 from bot.storage import history, outbox_store
 from bot.storage.db import Database
@@ -211,7 +212,7 @@ class Pipeline:
 
     def _unhandled(self, platform: str, account: str) -> list[int]:
         with self._db.session() as s:
-            info = history.ensure_account(s, platform, account)
+            info = account_store.ensure(s, platform, account)
             return history.unhandled_inbound(s, info.id)
 
     def _load(self, message_id: int) -> tuple[Incoming, history.Stored]:

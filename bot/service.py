@@ -25,7 +25,7 @@ from bot.accounts import Account
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.core import Core
-from bot.domain import Mode
+from bot.domain import Mode, ReplyStyle
 from bot.jobs import start_scheduler
 from bot.moderation import ModerationService
 from bot.outbox import Outbox
@@ -44,11 +44,17 @@ RESTART_MIN_S = 1.0
 RESTART_MAX_S = 300.0
 
 
-def build_analysis(settings: Settings) -> tuple[Analyser, Gate]:
-    from bot.nlp.classify import LexicalClassifier
+def build_gate(settings: Settings) -> Gate:
     from bot.safety.gate import SafetyGate
 
-    return LexicalClassifier(settings.intent_labels), SafetyGate.from_settings(settings)
+    return SafetyGate.from_settings(settings)
+
+
+def build_analysis(settings: Settings) -> tuple[Analyser, Gate]:
+    """The flat settings' classifier and the gate (tests and tools that build parts by hand)."""
+    from bot.nlp.classify import LexicalClassifier
+
+    return LexicalClassifier(settings.intent_labels), build_gate(settings)
 
 
 def build_classifiers(accounts: Sequence[Account]) -> dict[str, Analyser]:
@@ -91,10 +97,9 @@ def load_generator(
         for account in accounts:
             adapters.setdefault(account.name, BASE_ADAPTER)
     log.info("model %s ready on %s (%s)", host.name, host.device, host.dtype)
-    default_style = accounts[0].style if accounts else None
-    from bot.domain import ReplyStyle
-
-    return ReplyGenerator(host, default_style or ReplyStyle()), adapters
+    # Every request brings its account's style; this one only serves requests without one.
+    default_style = accounts[0].style if accounts else ReplyStyle()
+    return ReplyGenerator(host, default_style), adapters
 
 
 @dataclass
@@ -148,7 +153,7 @@ class Service:
                 load_generator, settings, self.accounts
             )
             drafter = owned_generator
-        classifier, gate = await asyncio.to_thread(build_analysis, settings)
+        gate = await asyncio.to_thread(build_gate, settings)
         classifiers = await asyncio.to_thread(build_classifiers, self.accounts)
         by_name = {account.name: account for account in self.accounts}
         outbox = Outbox(
@@ -160,7 +165,7 @@ class Service:
         channels = {channel.account: channel for channel in self.channels}
         pipeline = Pipeline(
             db=db,
-            classifier=classifier,
+            classifier=classifiers[self.accounts[0].name],
             gate=gate,
             drafter=drafter,
             outbox=outbox,

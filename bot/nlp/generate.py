@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
-from bot.config import Settings
 from bot.domain import Draft, DraftRequest, ReplyStyle, Turn
 from bot.errors import GenerationError
 from bot.nlp.loading import first_line
@@ -28,18 +27,6 @@ from bot.nlp.models import ModelHost
 from bot.nlp.prompts import Prompt, build_prompt, clean_reply, resolve_format
 
 log = logging.getLogger(__name__)
-
-
-# Decoding and prompt settings now travel with each request (one account's style);
-# the old name stays for callers that build a generator's defaults.
-GenerationParams = ReplyStyle
-
-
-def style_from_settings(settings: Settings) -> ReplyStyle:
-    """The process-wide default style (what a request without a style gets)."""
-    from bot.accounts import load_accounts
-
-    return load_accounts(settings).default.style
 
 
 class ReplyGenerator:

@@ -12,7 +12,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain import (
-    AccountState,
     Analysis,
     ChatKind,
     DecisionAction,
@@ -58,11 +57,6 @@ def chat_state(session: Session, stored: Stored) -> ChatState:
 def storable(text: str) -> str:
     """PostgreSQL text cannot hold NUL; keep a visible mark instead of failing the message."""
     return text.replace("\x00", "\ufffd")
-
-
-def ensure_account(session: Session, platform: str, name: str) -> AccountState:
-    """The account named `name` (bound at start by the service; created for consoles)."""
-    return accounts.ensure(session, platform, name)
 
 
 def _ensure_user(session: Session, account_id: int, incoming: Incoming) -> int:
@@ -126,7 +120,7 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
     in the caller's transaction, so a crash leaves either both or neither. A redelivered update,
     or the same platform message at the same edit version, returns `duplicate=True`.
     """
-    account = ensure_account(session, incoming.platform, incoming.account)
+    account = accounts.ensure(session, incoming.platform, incoming.account)
     if incoming.update_id is not None:
         fresh = insert_ignoring_conflicts(
             session,
@@ -208,7 +202,7 @@ def _existing(session: Session, account_id: int, incoming: Incoming) -> Stored:
 
 def record_update(session: Session, platform: str, account: str, update_id: int) -> bool:
     """Take in a delivery that carries no message to store. False if it was seen before."""
-    info = ensure_account(session, platform, account)
+    info = accounts.ensure(session, platform, account)
     return insert_ignoring_conflicts(
         session, m.ProcessedUpdate, {"account_id": info.id, "update_id": update_id}
     )

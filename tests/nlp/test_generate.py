@@ -15,16 +15,17 @@ from typing import Any
 import pytest
 import torch
 
+from bot.accounts import load_accounts
 from bot.config import Settings
-from bot.domain import Draft, DraftRequest, Role, Turn
+from bot.domain import Draft, DraftRequest, ReplyStyle, Role, Turn
 from bot.errors import NotFoundError
-from bot.nlp.generate import GenerationParams, ReplyGenerator, style_from_settings
+from bot.nlp.generate import ReplyGenerator
 from bot.nlp.models import BASE_ADAPTER, ModelHost
 
 # peft calls a transformers API deprecated in 5.x; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 
-GREEDY = GenerationParams(
+GREEDY = ReplyStyle(
     max_new_tokens=12,
     do_sample=False,
     persona="You are a helpful shop assistant.",
@@ -98,7 +99,7 @@ def test_params_from_settings() -> None:
         bot_name="ShopBot",
         fallback_reply="Later!",
     )
-    assert style_from_settings(settings) == GenerationParams(
+    assert load_accounts(settings).default.style == ReplyStyle(
         max_new_tokens=20,
         temperature=0.5,
         top_p=0.7,
@@ -117,7 +118,7 @@ def test_params_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPat
     for name in list(os.environ):
         if name.startswith("AUTOREPLY_") and name != "AUTOREPLY_CONFIG":
             monkeypatch.delenv(name)
-    assert style_from_settings(Settings()) == GenerationParams()
+    assert load_accounts(Settings()).default.style == ReplyStyle()
 
 
 @pytest.mark.parametrize(
