@@ -130,6 +130,9 @@ class AccountTable(BaseModel):
         None, ge=0.0, description="Seconds a user is not answered again (5; console 0)."
     )
     adapter: str | None = Field(None, description="Pinned LoRA adapter directory.")
+    candidates: int | None = Field(
+        None, ge=1, le=16, description="Replies sampled per message (AUTOREPLY_CANDIDATES)."
+    )
     telegram: TelegramSection | None = None
 
     _labels = field_validator("intent_labels", mode="before")(split_labels)

@@ -180,6 +180,7 @@ def _style(settings: Settings, table: AccountTable | None = None) -> ReplyStyle:
         persona=table.persona or settings.persona,
         bot_name=table.bot_name or settings.bot_name,
         fallback_reply=table.fallback_reply or settings.fallback_reply,
+        candidates=table.candidates or settings.candidates,
     )
 
 

@@ -76,6 +76,36 @@ class Settings(BaseSettings):
         description="auto: chat when the tokenizer has a chat template, else plain; chat: the "
         "tokenizer's template; plain: persona + User:/Bot: turns; dialogpt: turns joined by EOS.",
     )
+    quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="int8: dynamic int8 base weights on CPU (serves the base model or one merged "
+        "adapter per process); none: full precision.",
+    )
+    cpu_threads: int | None = Field(
+        None, ge=1, le=256, description="Threads torch uses on CPU; unset: torch's default."
+    )
+    compile: bool = Field(
+        False,
+        description="CUDA only: static KV cache + torch.compile for decoding (slow first calls).",
+    )
+    batch_window_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="How long a draft request waits for others to batch."
+    )
+    max_batch: int = Field(16, ge=1, le=256, description="Most rows in one generate call.")
+    batch_token_budget: int = Field(
+        16384,
+        ge=64,
+        description="Most padded tokens (rows x (prompt + new tokens)) in one generate call.",
+    )
+    max_loaded_adapters: int = Field(
+        8, ge=1, le=256, description="LoRA adapters kept in memory; the least recent is unloaded."
+    )
+    candidates: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Replies sampled per message (best-of-n); the best surviving one is drafted.",
+    )
     history_turns: int = Field(6, ge=0, le=100, description="Past turns put in the prompt.")
     max_new_tokens: int = Field(48, ge=1, le=512, description="Cap on generated tokens.")
     temperature: float = Field(0.8, gt=0.0, le=5.0)

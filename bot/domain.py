@@ -158,12 +158,40 @@ class Verdict:
         return bool(self.flags)
 
 
+class DropReason(StrEnum):
+    """Why a sampled candidate reply was not used (best-of-n)."""
+
+    EMPTY = "empty"  # nothing left after clean-up
+    GIBBERISH = "gibberish"  # mostly not words
+    REPETITIVE = "repetitive"  # the same words over and over
+    BLOCKED = "blocked"  # the safety gate blocks it
+    OUTRANKED = "outranked"  # fine, but another candidate scored higher
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One sampled reply for a message, kept so moderators can see the alternatives and the
+    learning loop can use the dropped ones as negatives.
+
+    `score` is the mean log-probability per generated token under the model that sampled it
+    (higher is better); `dropped` is None for the candidate that became the draft.
+    """
+
+    text: str  # cleaned ("" when nothing survived clean-up)
+    raw: str
+    score: float
+    new_tokens: int = 0
+    dropped: DropReason | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A generated reply. `raw` is what the model produced before clean-up.
 
-    `fallback_used` is True when the cleaned text was empty and the configured fallback reply
-    stands in; `raw` then still holds the model's output so the failure stays visible.
+    `fallback_used` is True when the cleaned text was empty (or, with best-of-n, when no
+    candidate survived) and the configured fallback reply stands in; `raw` then still holds the
+    model's output so the failure stays visible. `candidates` holds every sampled candidate,
+    best first, when more than one was asked for.
     """
 
     text: str
@@ -173,6 +201,7 @@ class Draft:
     adapter: str | None = None
     prompt_tokens: int = 0
     new_tokens: int = 0
+    candidates: tuple[Candidate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +222,11 @@ class ReplyStyle:
     persona: str = DEFAULT_PERSONA
     bot_name: str = "Bot"
     fallback_reply: str = DEFAULT_FALLBACK
+    candidates: int = 1  # best-of-n: replies sampled per message
 
     def __post_init__(self) -> None:
+        if self.candidates < 1:
+            raise ValueError("candidates must be >= 1; fix AUTOREPLY_CANDIDATES")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1; raise AUTOREPLY_MAX_NEW_TOKENS")
         if self.temperature <= 0:
