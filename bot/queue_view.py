@@ -9,7 +9,7 @@ from datetime import datetime
 
 import typer
 
-from bot.domain import AuditEntry, OutboxRow, Outcome, QueueItem
+from bot.domain import AuditEntry, Candidate, OutboxRow, Outcome, QueueItem
 
 
 def _short(text: str, width: int) -> str:
@@ -28,7 +28,9 @@ def _json_default(value: object) -> str:
 def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
     if as_json:
         for item in items:
-            typer.echo(json.dumps(asdict(item), default=_json_default, ensure_ascii=False))
+            # Listings do not load candidates; `queue show` prints them.
+            row = {k: v for k, v in asdict(item).items() if k != "candidates"}
+            typer.echo(json.dumps(row, default=_json_default, ensure_ascii=False))
         return
     if not items:
         typer.echo("the queue is empty")
@@ -66,6 +68,8 @@ def print_detail(item: QueueItem, trail: Sequence[AuditEntry]) -> None:
     ]
     if item.fallback_used:
         lines.append(f"fallback:  yes, the model's raw output was {item.raw_text!r}")
+    if len(item.candidates) > 1:
+        lines += _candidate_table(item.candidates)
     for entry in trail:
         change = f" {entry.before_text!r} -> {entry.after_text!r}" if entry.action == "edit" else ""
         note = f" ({entry.note})" if entry.note else ""
@@ -73,6 +77,19 @@ def print_detail(item: QueueItem, trail: Sequence[AuditEntry]) -> None:
             f"audit:     {_when(entry.created_at)} {entry.moderator} {entry.action}{change}{note}"
         )
     typer.echo("\n".join(lines))
+
+
+def _candidate_table(candidates: Sequence[Candidate]) -> list[str]:
+    """Best-of-n: every sampled candidate, best first, with its score and its fate."""
+    lines = [
+        f"candidates: {len(candidates)} sampled, best first",
+        f"  {'rank':>4}  {'score':>6}  {'used / dropped':<14}  text",
+    ]
+    for rank, candidate in enumerate(candidates):
+        fate = candidate.dropped.value if candidate.dropped is not None else "used"
+        text = candidate.text or f"(empty) raw {candidate.raw!r}"
+        lines.append(f"  {rank:>4}  {candidate.score:>6.2f}  {fate:<14}  {_short(text, 70)}")
+    return lines
 
 
 def print_unknown(rows: Sequence[OutboxRow], *, as_json: bool) -> None:

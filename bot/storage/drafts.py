@@ -1,13 +1,32 @@
-"""Reply drafts, their moderation audit trail, and the queries behind the review queue."""
+"""Reply drafts, their candidates, their moderation audit trail, and the queries behind the
+review queue."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, aliased
 
-from bot.domain import Actor, AuditEntry, Draft, QueueItem, Verdict
+from bot.domain import Actor, AuditEntry, Candidate, Draft, DropReason, QueueItem, Verdict
+from bot.errors import StorageError
 from bot.storage import models as m
 from bot.storage import outbox_store
+
+# Reasons that make a candidate a bad reply. OUTRANKED ones were fine, only scored lower.
+NEGATIVE_REASONS = frozenset(DropReason) - {DropReason.OUTRANKED}
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedCandidate:
+    """A candidate reply that was dropped, with the inbound message it answered."""
+
+    message_id: int
+    message_text: str
+    draft_id: int
+    candidate: Candidate
 
 
 def create_draft(
@@ -32,7 +51,75 @@ def create_draft(
     )
     session.add(row)
     session.flush()
+    session.add_all(
+        m.DraftCandidate(
+            draft_id=row.id,
+            rank=rank,
+            text=candidate.text,
+            raw_text=candidate.raw,
+            # NaN cannot be ranked and SQLite would store it as NULL: keep it as the worst.
+            score=-math.inf if math.isnan(candidate.score) else candidate.score,
+            new_tokens=candidate.new_tokens,
+            dropped=candidate.dropped.value if candidate.dropped is not None else None,
+        )
+        for rank, candidate in enumerate(draft.candidates)
+    )
+    session.flush()  # the moderators' card is built from get_item in this same transaction
     return row.id
+
+
+def candidates(session: Session, draft_id: int) -> tuple[Candidate, ...]:
+    """A draft's sampled candidates, best (rank 0) first; empty for a single-sample draft."""
+    rows = session.scalars(
+        select(m.DraftCandidate)
+        .where(m.DraftCandidate.draft_id == draft_id)
+        .order_by(m.DraftCandidate.rank)
+    )
+    return tuple(_candidate(row) for row in rows)
+
+
+def dropped_candidates(
+    session: Session,
+    *,
+    account_id: int | None = None,
+    limit: int | None = None,
+    reasons: Iterable[DropReason] = NEGATIVE_REASONS,
+) -> list[DroppedCandidate]:
+    """Candidates dropped for one of `reasons` (by default every reason but OUTRANKED), with
+    the message they answered: negatives for the learning loop. Newest first; only this
+    account's when `account_id` is given."""
+    inbound = aliased(m.Message)
+    stmt = (
+        select(m.DraftCandidate, m.ReplyDraft.message_id, inbound.text)
+        .join(m.ReplyDraft, m.DraftCandidate.draft_id == m.ReplyDraft.id)
+        .join(inbound, m.ReplyDraft.message_id == inbound.id)
+        .where(m.DraftCandidate.dropped.in_([reason.value for reason in reasons]))
+        .order_by(m.DraftCandidate.id.desc())
+        .limit(limit)
+    )
+    if account_id is not None:
+        stmt = stmt.where(inbound.account_id == account_id)
+    return [
+        DroppedCandidate(message_id, message_text, row.draft_id, _candidate(row))
+        for row, message_id, message_text in session.execute(stmt).all()
+    ]
+
+
+def _candidate(row: m.DraftCandidate) -> Candidate:
+    try:
+        dropped = DropReason(row.dropped) if row.dropped is not None else None
+    except ValueError:
+        raise StorageError(
+            f"draft candidate {row.id} has an unknown drop reason {row.dropped!r}: it was "
+            "written by a newer autoreply; upgrade this one"
+        ) from None
+    return Candidate(
+        text=row.text,
+        raw=row.raw_text,
+        score=row.score,
+        new_tokens=row.new_tokens,
+        dropped=dropped,
+    )
 
 
 def transition(
@@ -182,8 +269,11 @@ def list_drafts(
 
 
 def get_item(session: Session, draft_id: int) -> QueueItem | None:
+    """One draft as moderators see it, with its candidates (which `list_drafts` leaves out)."""
     row = session.execute(_queue_select().where(m.ReplyDraft.id == draft_id)).first()
-    return _item(tuple(row)) if row else None
+    if row is None:
+        return None
+    return replace(_item(tuple(row)), candidates=candidates(session, draft_id))
 
 
 def audit_trail(

@@ -255,6 +255,29 @@ class ReplyDraft(Base):
     message: Mapped[Message] = relationship(foreign_keys=[message_id])
 
 
+class DraftCandidate(Base):
+    """One sampled reply of a best-of-n draft, kept for moderators and as a learning negative.
+
+    `rank` 0 is the best (the draft's text unless the fallback stood in). `dropped` holds a
+    `DropReason` value, or NULL for the candidate that was used. It is a plain VARCHAR without
+    a CHECK, so a new reason needs no migration; readers validate it through `DropReason`.
+    The unique (draft_id, rank) constraint doubles as the index for a draft's candidates.
+    """
+
+    __tablename__ = "draft_candidates"
+    __table_args__ = (UniqueConstraint("draft_id", "rank"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("reply_drafts.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    raw_text: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    new_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dropped: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
 class ModerationAction(Base):
     """Audit trail: who did what to which target, with the text before and after.
 

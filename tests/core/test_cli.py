@@ -104,6 +104,44 @@ def test_review_queue_round_trip(cli: Run) -> None:
     assert missing.returncode == 1 and "no draft #999" in missing.stderr
 
 
+def test_queue_show_lists_best_of_n_candidates(cli: Run) -> None:
+    chat = cli("chat", stdin="where is my order?\n", AUTOREPLY_MODE="review_all")
+    assert chat.returncode == 0, chat.stderr
+    assert "candidates:" not in cli("queue", "show", "1").stdout  # one sample: no table
+    db_file = cli.db_file  # type: ignore[attr-defined]
+    # The candidates as the best-of-n pipeline stores them with the draft, best first.
+    with sqlite3.connect(db_file) as con:
+        con.execute("delete from draft_candidates")
+        con.executemany(
+            "insert into draft_candidates (draft_id, rank, text, raw_text, score, new_tokens, "
+            "dropped) values (1, ?, ?, ?, ?, ?, ?)",
+            [
+                (0, "It ships today!", " It ships today!", -0.714, 5, None),
+                (1, "It ships soon, " + "really " * 20, "x", -1.2, 30, "outranked"),
+                (2, "ok ok ok ok", " ok ok ok ok", -0.25, 4, "repetitive"),
+                (3, "", " \u2026", -3.0, 1, "empty"),
+            ],
+        )
+
+    shown = cli("queue", "show", "1")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    start = lines.index("candidates: 4 sampled, best first")
+    table = [line.split(None, 3) for line in lines[start + 2 : start + 6]]
+    assert [row[:3] for row in table] == [
+        ["0", "-0.71", "used"],
+        ["1", "-1.20", "outranked"],
+        ["2", "-0.25", "repetitive"],
+        ["3", "-3.00", "empty"],
+    ]
+    assert table[0][3] == "It ships today!"
+    assert table[1][3].startswith("It ships soon, really") and table[1][3].endswith("…")
+    assert table[3][3] == "(empty) raw ' …'"
+    # Listings do not load candidates, so their JSON does not pretend there are none.
+    (listed,) = [json.loads(line) for line in cli("queue", "list", "--json").stdout.splitlines()]
+    assert listed["draft_id"] == 1 and "candidates" not in listed
+
+
 def test_uncached_hub_model_offline_is_one_clear_line(cli: Run) -> None:
     result = cli("chat", stdin="hello\n", AUTOREPLY_MODEL="gpt2", AUTOREPLY_MODE="auto")
     assert result.returncode == 1
