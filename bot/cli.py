@@ -115,23 +115,34 @@ def classify(
 @app.command()
 def bench(
     which: Annotated[
-        str, typer.Argument(help="classify, telegram, accounts or all.", case_sensitive=False)
+        str,
+        typer.Argument(
+            help="classify, telegram, accounts, generate or all.", case_sensitive=False
+        ),
     ] = "all",
     lines: Annotated[int, typer.Option(help="Lines for the classify benchmark.")] = 10_000,
     messages: Annotated[int, typer.Option(help="Mentions for the Telegram benchmark.")] = 1000,
     chats: Annotated[int, typer.Option(help="Chats for the Telegram benchmark.")] = 50,
     model: Annotated[
         str | None,
-        typer.Option(help="Model for the Telegram benchmark (default: tiny test model)."),
+        typer.Option(
+            help="Model (hub id, directory or .gguf). Default: the tiny test model for "
+            "telegram/accounts, GPT-2 124M with random weights for generate."
+        ),
     ] = None,
+    quick: Annotated[bool, typer.Option(help="generate: a run under a minute.")] = False,
+    candidates: Annotated[
+        int, typer.Option(min=1, max=16, help="generate: candidates per message (fallback rate).")
+    ] = 4,
 ) -> None:
     """Run the benchmarks side by side with their baselines (see docs/PERFORMANCE.md)."""
     from bot.errors import InputError
 
-    if which not in ("classify", "telegram", "accounts", "all"):
-        raise InputError(f"unknown benchmark {which!r}; choose classify, telegram, accounts or all")
+    choices = ("classify", "telegram", "accounts", "generate", "all")
+    if which not in choices:
+        raise InputError(f"unknown benchmark {which!r}; choose {', '.join(choices)}")
     try:
-        from benchmarks import accounts_bench, classify_bench, telegram_bench
+        from benchmarks import accounts_bench, classify_bench, generate_bench, telegram_bench
     except ImportError as exc:
         raise InputError(
             "the benchmarks ship with the source checkout; run this from a clone installed with "
@@ -144,6 +155,8 @@ def bench(
         telegram_bench.run(model, messages, chats)
     if which in ("accounts", "all"):
         accounts_bench.run(model, min(messages, 400), max(1, chats // 5))
+    if which in ("generate", "all"):
+        generate_bench.run(model, quick=quick, candidates=candidates)
 
 
 # --- database -----------------------------------------------------------------------------

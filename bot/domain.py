@@ -223,6 +223,7 @@ class ReplyStyle:
     bot_name: str = "Bot"
     fallback_reply: str = DEFAULT_FALLBACK
     candidates: int = 1  # best-of-n: replies sampled per message
+    min_new_tokens: int = 0  # benchmarks force equal lengths; 0 lets the reply end itself
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -317,7 +318,11 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class QueueItem:
-    """A draft as moderators see it: the message it answers, its analysis and its verdict."""
+    """A draft as moderators see it: the message it answers, its analysis and its verdict.
+
+    `candidates` (best first) is filled only where one draft is shown (`get_item`), not in
+    queue listings; it is empty for drafts made from a single sample.
+    """
 
     draft_id: int
     status: DraftStatus
@@ -342,6 +347,7 @@ class QueueItem:
     model_version: str
     account_id: int
     conversation_id: int
+    candidates: tuple[Candidate, ...] = ()
 
     @property
     def blocked(self) -> bool:

@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from bot.accounts import Account
+from bot.candidate_choice import choose
 from bot.cards import card_text
 from bot.domain import (
     Actor,
@@ -245,7 +246,9 @@ class Pipeline:
         )
         async with self._activity(incoming) if self._activity else nullcontext():
             draft = await self._drafter.adraft(request)
-        draft_verdict = await asyncio.to_thread(self._gate.check_draft, draft.text)
+        draft, draft_verdict = await asyncio.to_thread(
+            choose, draft, self._gate.check_draft, account.style.fallback_reply
+        )
         ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
         draft_id, outbox_id, card_chat = await asyncio.to_thread(
             self._finish_drafted, account, stored, analysis, verdict, draft, draft_verdict, ruling

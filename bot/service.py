@@ -26,6 +26,7 @@ from bot.channels.base import Channel
 from bot.config import Settings
 from bot.core import Core
 from bot.domain import Mode, ReplyStyle
+from bot.errors import ConfigError
 from bot.jobs import start_scheduler
 from bot.moderation import ModerationService
 from bot.outbox import Outbox
@@ -36,6 +37,7 @@ from bot.storage.db import Database
 
 if TYPE_CHECKING:
     from bot.nlp.generate import ReplyGenerator
+    from bot.nlp.models import ModelHost
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +78,20 @@ def load_generator(
     Returns the generator and, per account with a pinned adapter, the adapter's name in the
     host. Raises ModelLoadError with what to do.
     """
-    from bot.nlp.generate import ReplyGenerator
+    import torch
+
+    from bot.nlp.embedded import choose_model
+    from bot.nlp.generate import BatchLimits, ReplyGenerator
     from bot.nlp.models import BASE_ADAPTER, ModelHost, adapter_name_for
 
-    host = ModelHost.load(settings.model, device=settings.device)
+    if settings.cpu_threads is not None:
+        torch.set_num_threads(settings.cpu_threads)
+    host = ModelHost.load(
+        choose_model(settings).ref,
+        device=settings.device,
+        max_loaded=settings.max_loaded_adapters,
+        compile=settings.compile,
+    )
     names: dict[str, str] = {}  # adapter directory -> name in the host
     adapters: dict[str, str] = {}
     for account in accounts:
@@ -89,17 +101,44 @@ def load_generator(
             name = adapter_name_for(account.adapter)
             if name in names.values():  # two directories with one base name
                 name = f"{name}_{len(names)}"
-            host.load_adapter(name, account.adapter)
+            # Loaded now so a bad adapter stops start-up; past the cache's cap the least
+            # recent are unloaded again and come back on demand.
+            host.load_adapter(name, account.adapter, activate=False)
             names[account.adapter] = name
         adapters[account.name] = names[account.adapter]
-    if adapters:
+    if settings.quantize == "int8":
+        adapters = quantize_host(host, accounts, adapters)
+    elif adapters:
         # Accounts without a pinned adapter run the base model, never another's adapter.
         for account in accounts:
             adapters.setdefault(account.name, BASE_ADAPTER)
     log.info("model %s ready on %s (%s)", host.name, host.device, host.dtype)
     # Every request brings its account's style; this one only serves requests without one.
     default_style = accounts[0].style if accounts else ReplyStyle()
-    return ReplyGenerator(host, default_style), adapters
+    limits = BatchLimits(max_rows=settings.max_batch, token_budget=settings.batch_token_budget)
+    return ReplyGenerator(host, default_style, limits=limits), adapters
+
+
+def quantize_host(
+    host: ModelHost, accounts: Sequence[Account], adapters: dict[str, str]
+) -> dict[str, str]:
+    """int8 serves one model per process: the base, or the base with the one adapter that
+    every drafting account pins merged in (a dynamically quantized layer cannot carry LoRA
+    beside it, and per-row adapters would need exactly that). Returns the accounts' adapters
+    (none: the merged model is the only one)."""
+    from bot.nlp.quantize import quantize_host_int8
+
+    drafting = [a for a in accounts if a.mode is not Mode.OFF]
+    pinned = {adapters.get(a.name) for a in drafting}
+    if len(pinned) > 1:
+        listing = ", ".join(f"{a.name}: {a.adapter or 'base model'}" for a in drafting)
+        raise ConfigError(
+            "AUTOREPLY_QUANTIZE=int8 serves one model per process, but these accounts draft "
+            f"with different adapters ({listing}); give them the same adapter, run one process "
+            "per adapter, or unset AUTOREPLY_QUANTIZE"
+        )
+    quantize_host_int8(host)
+    return {}
 
 
 @dataclass
@@ -147,12 +186,21 @@ class Service:
         await asyncio.to_thread(self._bind, db)
         drafter = self._drafter
         owned_generator = None
+        batcher = None
         adapters: dict[str, str] = {}
         if drafter is None and any(a.mode is not Mode.OFF for a in self.accounts):
+            from bot.nlp.batching import MicroBatcher
+
             owned_generator, adapters = await asyncio.to_thread(
                 load_generator, settings, self.accounts
             )
-            drafter = owned_generator
+            # Every channel's drafts go through one batcher: a burst shares generate calls.
+            batcher = MicroBatcher(
+                owned_generator,
+                window_s=settings.batch_window_ms / 1000,
+                max_batch=settings.max_batch,
+            )
+            drafter = batcher
         gate = await asyncio.to_thread(build_gate, settings)
         classifiers = await asyncio.to_thread(build_classifiers, self.accounts)
         by_name = {account.name: account for account in self.accounts}
@@ -214,6 +262,8 @@ class Service:
             await outbox.close()
             for channel in reversed(self.channels):
                 await channel.close()
+            if batcher is not None:
+                await batcher.aclose()
             if owned_generator is not None:
                 owned_generator.close()
             await asyncio.to_thread(health.stopped)

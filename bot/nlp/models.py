@@ -8,18 +8,30 @@ change. Generation lives in `generate.py`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 import torch
-from peft import PeftModel
+from peft import PeftConfig, PeftModel
+from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
+from peft.utils import load_peft_weights, set_peft_model_state_dict
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    StoppingCriteriaList,
+)
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from bot.errors import ModelLoadError, NotFoundError
@@ -30,6 +42,17 @@ log = logging.getLogger(__name__)
 # peft's name for "no adapter" in a mixed batch (`generate(adapter_names=[...])`).
 BASE_ADAPTER = "__base__"
 DEFAULT_MAX_POSITIONS = 1024
+DEFAULT_MAX_LOADED = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAdapter:
+    """An adapter read from disk but not yet in the model: what can be done off the lock."""
+
+    name: str
+    path: Path
+    config: PeftConfig
+    weights: dict[str, torch.Tensor]
 
 
 class _Generates(Protocol):
@@ -53,6 +76,7 @@ class ModelHost:
         *,
         model_id: str,
         device: str,
+        max_loaded: int = DEFAULT_MAX_LOADED,
     ) -> None:
         self._model: PreTrainedModel | PeftModel = model
         self.tokenizer = tokenizer
@@ -63,17 +87,43 @@ class ModelHost:
         # model state, so a switch must never land in the middle of another call's generate.
         # Re-entrant so a caller (ReplyGenerator) can hold it across prompt building too.
         self.lock = threading.RLock()
+        # Adapters known by name, loaded on demand and unloaded least-recently-used first.
+        self.max_loaded = max_loaded
+        self._paths: dict[str, Path] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._pins: Counter[str] = Counter()
+        self._pin_lock = threading.Lock()  # never the generation lock: the event loop pins
+        # Serialises adapter loads among themselves (not against generation): two requests
+        # for one new adapter read it once.
+        self._load_lock = threading.Lock()
+        self._newline_tokens: torch.Tensor | None = None
+        # CUDA: decode with a static KV cache, which transformers compiles (torch.compile) on
+        # first use. Only for single-adapter calls: peft's per-row routing does not compile.
+        self.static_cache = False
 
     # --- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, model: str, *, device: str = "auto", adapter: str | None = None) -> ModelHost:
+    def load(
+        cls,
+        model: str,
+        *,
+        device: str = "auto",
+        adapter: str | None = None,
+        max_loaded: int = DEFAULT_MAX_LOADED,
+        compile: bool = False,
+    ) -> ModelHost:
         """Load `model` (hub id, save_pretrained directory or .gguf file) on `device`.
 
         `adapter`, when given, is a peft adapter directory; it is loaded under its directory name
         and made active.
         """
         torch_device, dtype = _pick_device(device)
+        if compile and torch_device != "cuda":
+            raise ModelLoadError(
+                "AUTOREPLY_COMPILE=true needs a CUDA device (the static cache and torch.compile "
+                "do not pay off on CPU); unset it, or set AUTOREPLY_DEVICE=cuda on a GPU machine"
+            )
         source = _resolve_source(model)
         tokenizer = _load_pretrained(model, source, AutoTokenizer.from_pretrained)
         lm = _load_pretrained(
@@ -93,18 +143,25 @@ class ModelHost:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-        host = cls(lm, tokenizer, model_id=model, device=torch_device)
+        host = cls(lm, tokenizer, model_id=model, device=torch_device, max_loaded=max_loaded)
+        host.static_cache = compile
         log.info("loaded model %s on %s (%s)", model, torch_device, dtype)
         if adapter is not None:
             host.load_adapter(adapter_name_for(adapter), adapter)
         return host
 
-    def load_adapter(self, name: str, path: str) -> None:
-        """Load the peft adapter saved in directory `path` as `name` and make it active.
+    def load_adapter(self, name: str, path: str, *, activate: bool = True) -> None:
+        """Load the peft adapter saved in directory `path` as `name` (and make it active).
 
         A name that is already loaded is replaced, so a retrained adapter can be swapped in. If
-        loading fails the model is put back as it was, less any adapter under that name.
+        loading fails the model is put back as it was, less any adapter under that name. The
+        files are read before the generation lock is taken; only the switch holds it.
         """
+        self.install_adapter(self.prepare_adapter(name, path), activate=activate)
+
+    def prepare_adapter(self, name: str, path: str | Path) -> PreparedAdapter:
+        """Read an adapter's config and weights from disk without touching the model, so it
+        can run beside generation."""
         adapter_dir = Path(path).expanduser()
         # peft treats anything that is not a directory as a hub id and would go online.
         if not (adapter_dir / "adapter_config.json").is_file():
@@ -114,30 +171,131 @@ class ModelHost:
                 "AUTOREPLY_ADAPTER to a directory written by peft's save_pretrained, or unset it "
                 "to use the base model"
             )
-        with self.lock:
-            self._load_adapter_locked(name, adapter_dir)
-        log.info("loaded adapter %s from %s", name, adapter_dir)
+        try:
+            peft_type = PeftConfig._get_peft_type(str(adapter_dir))
+            config = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type].from_pretrained(str(adapter_dir))
+            weights = load_peft_weights(str(adapter_dir), device=self.device)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(
+                f"cannot load LoRA adapter {name!r} from {adapter_dir}: {first_line(exc)}. "
+                "Save it again with peft's save_pretrained"
+            ) from exc
+        config.inference_mode = True
+        return PreparedAdapter(name, adapter_dir, config, weights)
 
-    def _load_adapter_locked(self, name: str, adapter_dir: Path) -> None:
+    def install_adapter(self, prepared: PreparedAdapter, *, activate: bool = False) -> None:
+        """Put a prepared adapter into the model under the generation lock (a quick swap:
+        the weights are already in memory), then unload the least recently used ones over
+        `max_loaded`."""
+        started = time.perf_counter()
+        with self.lock:
+            self._install_locked(prepared)
+            self._paths[prepared.name] = prepared.path
+            self._touch(prepared.name)
+            if activate:
+                self.set_active_adapter(prepared.name)
+            else:
+                self.set_active_adapter(self._active)  # new layers start enabled
+            self._evict_over_cap(keep=prepared.name)
+        log.info(
+            "loaded adapter %s from %s (model locked %.0f ms)",
+            prepared.name,
+            prepared.path,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _install_locked(self, prepared: PreparedAdapter) -> None:
+        name = prepared.name
         if name in self.adapter_names:
             self._drop_adapter(name)
         try:
             if isinstance(self._model, PeftModel):
-                self._model.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+                self._model.add_adapter(name, prepared.config, low_cpu_mem_usage=True)
             else:
-                self._model = PeftModel.from_pretrained(
-                    self._model, str(adapter_dir), adapter_name=name, is_trainable=False
+                self._model = PeftModel(
+                    self._model, prepared.config, adapter_name=name, low_cpu_mem_usage=True
                 )
+            assert isinstance(self._model, PeftModel)
+            set_peft_model_state_dict(
+                self._model, prepared.weights, adapter_name=name, low_cpu_mem_usage=True
+            )
         # peft raises ValueError for target modules the base lacks and RuntimeError for
         # weight shapes that do not match: both mean "adapter trained for another model".
         except (OSError, ValueError, RuntimeError) as exc:
             self._undo_failed_load(name)
             raise ModelLoadError(
-                f"cannot load LoRA adapter {name!r} from {adapter_dir} onto {self.model_id!r}: "
-                f"{first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained for this model"
+                f"cannot load LoRA adapter {name!r} from {prepared.path} onto "
+                f"{self.model_id!r}: {first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained "
+                "for this model"
             ) from exc
         _to_eval(self._model, self.device)
-        self.set_active_adapter(name)
+
+    # --- the adapter cache -------------------------------------------------------------------
+
+    def register_adapter(self, name: str, path: str | Path) -> None:
+        """Make `name` loadable on demand from `path` (nothing is read yet)."""
+        self._paths[name] = Path(path).expanduser()
+
+    def ensure_loaded(self, name: str) -> None:
+        """Load a registered adapter if it is not in memory. The files are read off the
+        generation lock, so drafting for other adapters goes on meanwhile."""
+        with self._load_lock:
+            if name in self.adapter_names:
+                with self.lock:
+                    self._touch(name)
+                    self._evict_over_cap(keep=name)  # back to the cap once pins are gone
+                return
+            path = self._paths.get(name)
+            if path is None:
+                raise self._not_found(name)
+            self.install_adapter(self.prepare_adapter(name, path))
+
+    def pin(self, names: Sequence[str | None]) -> list[str]:
+        """Keep these adapters loaded until `unpin` (a request in flight): eviction skips
+        them. Quick and lock-free for generation, so the event loop may call it; returns the
+        names that need `ensure_loaded` (registered, not in memory)."""
+        wanted = [n for n in dict.fromkeys(names) if n is not None and n != BASE_ADAPTER]
+        with self._pin_lock:
+            self._pins.update(wanted)
+        return [name for name in wanted if name not in self.adapter_names]
+
+    def unpin(self, names: Sequence[str | None]) -> None:
+        wanted = [n for n in dict.fromkeys(names) if n is not None and n != BASE_ADAPTER]
+        with self._pin_lock:
+            self._pins.subtract(wanted)
+            self._pins += Counter()  # drop zero counts
+
+    @contextmanager
+    def using(self, names: Sequence[str | None]) -> Iterator[None]:
+        """`pin` + load what is missing, for the block."""
+        try:
+            for name in self.pin(names):
+                self.ensure_loaded(name)
+            yield
+        finally:
+            self.unpin(names)
+
+    def is_loaded(self, name: str | None) -> bool:
+        return name is None or name == BASE_ADAPTER or name in self.adapter_names
+
+    def _touch(self, name: str) -> None:
+        self._recent[name] = None
+        self._recent.move_to_end(name)
+
+    def _evict_over_cap(self, keep: str) -> None:
+        loaded = [name for name in self._recent if name in self.adapter_names]
+        excess = len(loaded) - self.max_loaded
+        for name in loaded:  # least recent first
+            if excess <= 0:
+                break
+            with self._pin_lock:
+                pinned = self._pins[name] > 0
+            if name in (self._active, keep) or pinned:
+                continue
+            self._drop_adapter(name)
+            self._recent.pop(name, None)
+            excess -= 1
+            log.info("unloaded adapter %s (least recently used; cap %d)", name, self.max_loaded)
 
     def _drop_adapter(self, name: str) -> None:
         if isinstance(self._model, PeftModel) and name in self._model.peft_config:
@@ -188,7 +346,11 @@ class ModelHost:
             return self._active
         if name == BASE_ADAPTER:
             return None
+        if name not in self.adapter_names and name in self._paths:
+            # Normally loaded beforehand off the lock (`using`); this is the slow safety net.
+            self.ensure_loaded(name)
         self._require_peft(name)
+        self._touch(name)
         return name
 
     @contextmanager
@@ -211,34 +373,63 @@ class ModelHost:
         *,
         config: GenerationConfig,
         adapters: Sequence[str | None],
-        tokenizer: PreTrainedTokenizerBase | None = None,
-    ) -> torch.Tensor:
-        """`model.generate` with one adapter per row (None: base model).
+        stopping: StoppingCriteriaList | None = None,
+        output_logits: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """`model.generate` with one adapter per row (None: base model): the sequences, and
+        with `output_logits` the raw logits of every step.
 
         Rows that all use the active adapter go through a plain call; otherwise peft's
         `adapter_names=` routes each row, with LoRA layers switched on for the call.
         """
         kwargs: dict[str, Any] = {"generation_config": config}
-        if tokenizer is not None:
-            kwargs["tokenizer"] = tokenizer  # stop_strings need it
+        if stopping is not None:
+            kwargs["stopping_criteria"] = stopping
+        if output_logits:
+            # On a copy of the config: transformers warns about such flags passed beside it.
+            config = copy.deepcopy(config)
+            config.output_logits = True
+            config.return_dict_in_generate = True
+            kwargs["generation_config"] = config
         mixed = any(adapter != self._active for adapter in adapters)
         if mixed:
             kwargs["adapter_names"] = [adapter or BASE_ADAPTER for adapter in adapters]
+        elif self.static_cache:
+            config = copy.deepcopy(kwargs["generation_config"])
+            config.cache_implementation = "static"
+            kwargs["generation_config"] = config
         model = cast(_Generates, self._model)
         with self.lock, self.adapter_layers_enabled() if mixed else nullcontext():
             output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        if not isinstance(output, torch.Tensor):  # pragma: no cover - dict outputs are opt-in
-            raise TypeError(f"generate returned {type(output).__name__}, expected a tensor")
-        return output
+        if isinstance(output, torch.Tensor):
+            return output, None
+        sequences, logits = getattr(output, "sequences", None), getattr(output, "logits", None)
+        if not isinstance(sequences, torch.Tensor):  # pragma: no cover - guards the Any from HF
+            raise TypeError(f"generate returned {type(output).__name__} without sequences")
+        return sequences, tuple(logits) if logits is not None else None
+
+    def newline_tokens(self) -> torch.Tensor:
+        """A bool per token id: does it decode to text holding a line break (computed once)."""
+        if self._newline_tokens is None:
+            tokenizer = self.tokenizer
+            size = max(len(tokenizer), int(getattr(self._base_model().config, "vocab_size", 0)))
+            texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            mask = torch.zeros(size, dtype=torch.bool)
+            mask[: len(texts)] = torch.tensor(["\n" in text for text in texts])
+            self._newline_tokens = mask.to(self.device)
+        return self._newline_tokens
 
     def _require_peft(self, name: str) -> PeftModel:
         if not isinstance(self._model, PeftModel) or name not in self._model.peft_config:
-            loaded = ", ".join(self.adapter_names) or "none"
-            raise NotFoundError(
-                f"adapter {name!r} is not loaded (loaded: {loaded}); load it with "
-                "ModelHost.load_adapter or set AUTOREPLY_ADAPTER"
-            )
+            raise self._not_found(name)
         return self._model
+
+    def _not_found(self, name: str) -> NotFoundError:
+        loaded = ", ".join(self.adapter_names) or "none"
+        return NotFoundError(
+            f"adapter {name!r} is not loaded (loaded: {loaded}); load it with "
+            "ModelHost.load_adapter or set AUTOREPLY_ADAPTER"
+        )
 
     # --- facts ---------------------------------------------------------------------------
 
@@ -276,6 +467,13 @@ class ModelHost:
                 "use a causal LM whose tokenizer defines eos_token"
             )
         return token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id left padding uses (masked out, so its value does not matter): the
+        tokenizer's pad token, else EOS."""
+        token_id = self.tokenizer.pad_token_id
+        return token_id if isinstance(token_id, int) else self.eos_token_id
 
     def _base_model(self) -> PreTrainedModel:
         if isinstance(self._model, PeftModel):

@@ -9,10 +9,22 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.domain import ChatKind, DecisionAction, Draft, DraftRequest, Incoming, Mode, Role, Turn
+from bot.domain import (
+    Candidate,
+    ChatKind,
+    DecisionAction,
+    Draft,
+    DraftRequest,
+    DropReason,
+    Incoming,
+    Mode,
+    Role,
+    Turn,
+)
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
 from bot.service import build_analysis
+from bot.storage import drafts as draft_store
 from bot.storage import history
 from bot.storage import models as m
 from bot.storage.db import Database
@@ -203,3 +215,61 @@ def test_one_chat_is_answered_in_arrival_order(migrated_db: Database) -> None:
 
     asyncio.run(go())
     assert [s.message.text for s in channel.sent] == [f"re: question {n}" for n in range(5)]
+
+
+@dataclass
+class BestOfDrafter:
+    """Returns ranked candidates as the generator does for best-of-n."""
+
+    candidates: tuple[Candidate, ...]
+
+    async def adraft(self, request: DraftRequest) -> Draft:
+        best = self.candidates[0]
+        return Draft(best.text, best.raw, False, "canned", candidates=self.candidates)
+
+
+def test_best_of_n_skips_a_blocked_candidate_and_stores_them_all(migrated_db: Database) -> None:
+    """The gate has the last word over the generator's ranking: the best-scored candidate is
+    abusive, so the next one is sent, and every candidate is stored with why it was not."""
+    abusive = Candidate("You are a fucking idiot.", " You are a fucking idiot.", -0.4)
+    good = Candidate(
+        "Sorry, we are on it.", " Sorry, we are on it.", -0.9, dropped=DropReason.OUTRANKED
+    )
+    empty = Candidate("", " ...", -0.2, dropped=DropReason.EMPTY)
+    channel = RecordingChannel()
+    drafter = BestOfDrafter((abusive, good, empty))
+    pipeline, outbox = _pipeline(migrated_db, Mode.AUTO, drafter, channel)
+
+    async def go() -> int | None:
+        decision = await pipeline.handle(_msg(1, "where is my order?"))
+        await outbox.idle()
+        return decision.draft_id
+
+    draft_id = asyncio.run(go())
+    assert draft_id is not None
+    assert [s.message.text for s in channel.sent] == [good.text]
+    with migrated_db.session() as s:
+        stored = draft_store.candidates(s, draft_id)
+        row = s.get(m.ReplyDraft, draft_id)
+        assert row is not None and row.text == good.text and not row.fallback_used
+    assert [(c.text, c.dropped) for c in stored] == [
+        (good.text, None),
+        (abusive.text, DropReason.BLOCKED),
+        ("", DropReason.EMPTY),
+    ]
+
+
+def test_best_of_n_falls_back_only_when_nothing_survives(migrated_db: Database) -> None:
+    abusive = Candidate("You are a fucking idiot.", " You are a fucking idiot.", -0.4)
+    empty = Candidate("", " ...", -0.2, dropped=DropReason.EMPTY)
+    channel = RecordingChannel()
+    pipeline, _ = _pipeline(migrated_db, Mode.REVIEW_ALL, BestOfDrafter((abusive, empty)), channel)
+    decision = asyncio.run(pipeline.handle(_msg(1, "where is my order?")))
+    assert decision.draft_id is not None
+    with migrated_db.session() as s:
+        row = s.get(m.ReplyDraft, decision.draft_id)
+        assert row is not None and row.fallback_used
+        assert row.text == account(mode=Mode.REVIEW_ALL).style.fallback_reply
+        assert row.raw_text == abusive.raw  # what the model said stays visible
+        reasons = [c.dropped for c in draft_store.candidates(s, decision.draft_id)]
+    assert reasons == [DropReason.BLOCKED, DropReason.EMPTY]

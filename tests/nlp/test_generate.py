@@ -299,7 +299,7 @@ def test_adraft_keeps_the_event_loop_running(
     span: dict[str, Any] = {}
     real_generate = tiny_host.generate
 
-    def timed_generate(*args: Any, **kwargs: Any) -> torch.Tensor:
+    def timed_generate(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, Any]:
         span["thread"] = threading.current_thread().name
         span["inference_mode"] = torch.is_inference_mode_enabled()
         span["start"] = time.perf_counter()

@@ -267,3 +267,8 @@ def test_unreachable_hub_gives_one_actionable_line(tmp_path: Path) -> None:
     assert message.startswith("ERR cannot load model 'microsoft/DialoGPT-small': it is not in")
     assert "cannot be reached" in message
     assert "AUTOREPLY_MODEL" in message
+
+
+def test_compile_without_cuda_is_a_clear_error(tiny_model_dir: Path) -> None:
+    with pytest.raises(ModelLoadError, match="AUTOREPLY_COMPILE=true needs a CUDA device"):
+        ModelHost.load(str(tiny_model_dir), device="cpu", compile=True)
