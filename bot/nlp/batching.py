@@ -2,11 +2,12 @@
 
 A burst of mentions after a post arrives as many concurrent `adraft` calls, from any chats and
 accounts. Decoding one token for 16 rows costs little more than for one on the same hardware
-(the weights are read once per step), so the batcher holds the first request for at most
-`window_s`, takes every request that arrived meanwhile (up to `max_batch`), and hands them to
-`ReplyGenerator.draft_settled` in one go. While that batch generates, new requests queue up and
-form the next batch at once: the window is only waited when the model is idle, so a lone
-message is never delayed by more than the window.
+(the weights are read once per step), so the batcher holds a request until no other has
+arrived for `window_s` (at most `MAX_WAIT_WINDOWS` windows), takes every request that arrived
+meanwhile (up to `max_batch`), and hands them to `ReplyGenerator.draft_settled` in one go.
+While that batch generates, new requests queue up and form the next batch at once: the window
+is only waited when the model is idle, so a lone message is never delayed by more than the
+window.
 
 Adapters that are not in memory are loaded before their request joins the queue, in a thread
 beside generation (`ModelHost.using`), so a new account's first message never stalls the
@@ -31,6 +32,10 @@ from bot.errors import GenerationError
 from bot.nlp.generate import ReplyGenerator
 
 log = logging.getLogger(__name__)
+
+# A batch being gathered closes `window_s` after its latest arrival, and never later than this
+# many windows after its first: a lone message waits one window, a burst a little longer.
+MAX_WAIT_WINDOWS = 10
 
 
 @dataclass(slots=True)
@@ -150,12 +155,14 @@ class MicroBatcher:
         window closes, at most `max_batch`."""
         batch = self._taken
         batch.append(await queue.get())
-        deadline = batch[0].since + self.window_s
+        # The window restarts with each arrival (a burst trickles in as the pipeline stores
+        # and analyses each message), up to MAX_WAIT_WINDOWS windows after the first request.
+        cap = batch[0].since + self.window_s * MAX_WAIT_WINDOWS
         while len(batch) < self.max_batch:
             if not queue.empty():
                 batch.append(queue.get_nowait())
                 continue
-            remaining = deadline - time.monotonic()
+            remaining = min(batch[-1].since + self.window_s, cap) - time.monotonic()
             if remaining <= 0:
                 break
             try:

@@ -16,7 +16,7 @@ import torch
 
 from bot.domain import Draft, DraftRequest, DropReason, ReplyStyle, Role, Turn
 from bot.errors import NotFoundError
-from bot.nlp.batching import MicroBatcher
+from bot.nlp.batching import BatchStats, MicroBatcher
 from bot.nlp.generate import BatchLimits, ReplyGenerator
 from bot.nlp.models import BASE_ADAPTER, ModelHost
 
@@ -423,3 +423,24 @@ def test_loading_an_adapter_holds_the_model_lock_only_for_the_switch(
         assert not tiny_host.is_loaded("support")  # but not switched in yet
     loader.join(10)
     assert tiny_host.is_loaded("support")
+
+
+def test_a_trickling_burst_is_gathered_into_one_call(generator: ReplyGenerator) -> None:
+    """Requests 20 ms apart with a 200 ms window (far more than 20 ms, so a busy machine does
+    not split them): the window restarts with each arrival, so the burst shares one call."""
+
+    async def scenario() -> BatchStats:
+        batcher = MicroBatcher(generator, window_s=0.2, max_batch=8)
+
+        async def later(i: int) -> Draft:
+            await asyncio.sleep(0.02 * i)
+            return await batcher.adraft(DraftRequest((), f"m{i}"))
+
+        try:
+            await asyncio.gather(*(later(i) for i in range(4)))
+            return batcher.stats
+        finally:
+            await batcher.aclose()
+
+    stats = asyncio.run(scenario())
+    assert (stats.batches, stats.largest) == (1, 4)
