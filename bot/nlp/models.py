@@ -219,8 +219,11 @@ class ModelHost:
             set_peft_model_state_dict(
                 self._model, prepared.weights, adapter_name=name, low_cpu_mem_usage=True
             )
+            # Layers the file has no weights for stay on the meta device and fail here.
+            _to_eval(self._model, self.device)
         # peft raises ValueError for target modules the base lacks and RuntimeError for
-        # weight shapes that do not match: both mean "adapter trained for another model".
+        # weight shapes that do not match (or missing ones): all mean "adapter trained for
+        # another model".
         except (OSError, ValueError, RuntimeError) as exc:
             self._undo_failed_load(name)
             raise ModelLoadError(
@@ -228,7 +231,6 @@ class ModelHost:
                 f"{self.model_id!r}: {first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained "
                 "for this model"
             ) from exc
-        _to_eval(self._model, self.device)
 
     # --- the adapter cache -------------------------------------------------------------------
 
@@ -347,8 +349,11 @@ class ModelHost:
         if name == BASE_ADAPTER:
             return None
         if name not in self.adapter_names and name in self._paths:
-            # Normally loaded beforehand off the lock (`using`); this is the slow safety net.
-            self.ensure_loaded(name)
+            # Normally loaded beforehand off the lock (`pin` + `ensure_loaded`); this is the
+            # slow safety net. Not through `ensure_loaded`: its load lock may be held by a
+            # loader waiting for the generation lock this thread holds.
+            with self.lock:
+                self.install_adapter(self.prepare_adapter(name, self._paths[name]))
         self._require_peft(name)
         self._touch(name)
         return name

@@ -272,3 +272,22 @@ def test_unreachable_hub_gives_one_actionable_line(tmp_path: Path) -> None:
 def test_compile_without_cuda_is_a_clear_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match="AUTOREPLY_COMPILE=true needs a CUDA device"):
         ModelHost.load(str(tiny_model_dir), device="cpu", compile=True)
+
+
+def test_adapter_missing_layer_weights_fails_clearly_and_leaves_the_model_intact(
+    tiny_host: ModelHost, tiny_lora_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_lora_dir, broken)
+    weights = load_file(str(broken / "adapter_model.safetensors"))
+    weights.pop(next(iter(sorted(weights))))
+    save_file(weights, str(broken / "adapter_model.safetensors"))
+    before = logits(tiny_host)
+    with pytest.raises(ModelLoadError, match="Check that AUTOREPLY_ADAPTER was trained"):
+        tiny_host.load_adapter("broken", str(broken))
+    assert tiny_host.adapter_names == ()
+    assert torch.allclose(logits(tiny_host), before)
