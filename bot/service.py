@@ -86,8 +86,11 @@ def load_generator(
 
     if settings.cpu_threads is not None:
         torch.set_num_threads(settings.cpu_threads)
+    choice = choose_model(settings)
     host = ModelHost.load(
-        choose_model(settings).ref,
+        choice.ref,
+        # Drafts record a name that is the same on every machine, not a site-packages path.
+        name="SmolLM2-135M-Instruct (bundled)" if choice.embedded else None,
         device=settings.device,
         max_loaded=settings.max_loaded_adapters,
         compile=settings.compile,

@@ -112,11 +112,12 @@ class ModelHost:
         adapter: str | None = None,
         max_loaded: int = DEFAULT_MAX_LOADED,
         compile: bool = False,
+        name: str | None = None,
     ) -> ModelHost:
         """Load `model` (hub id, save_pretrained directory or .gguf file) on `device`.
 
         `adapter`, when given, is a peft adapter directory; it is loaded under its directory name
-        and made active.
+        and made active. `name` is what drafts record as the model (default: `model`).
         """
         torch_device, dtype = _pick_device(device)
         if compile and torch_device != "cuda":
@@ -143,7 +144,9 @@ class ModelHost:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-        host = cls(lm, tokenizer, model_id=model, device=torch_device, max_loaded=max_loaded)
+        host = cls(
+            lm, tokenizer, model_id=name or model, device=torch_device, max_loaded=max_loaded
+        )
         host.static_cache = compile
         log.info("loaded model %s on %s (%s)", model, torch_device, dtype)
         if adapter is not None:

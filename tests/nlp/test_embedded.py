@@ -163,7 +163,7 @@ def test_the_service_starts_on_the_embedded_checkpoint_and_says_so_once(
     checkpoint = install_fake_distribution(tmp_path / "site", monkeypatch, gguf=tiny_gguf_file)
     with caplog.at_level(logging.INFO):
         generator, adapters = load_generator(load_settings())
-    assert generator.host.name == str(checkpoint)
+    assert generator.host.name == "SmolLM2-135M-Instruct (bundled)"  # not a local path
     assert adapters == {}
     fallback = [r for r in caplog.records if "AUTOREPLY_MODEL" in r.getMessage()]
     assert len(fallback) == 1 and fallback[0].levelno == logging.WARNING
