@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAIN_ON_EXIT_S = 30.0
+CALIBRATION_LINES = (
+    "Hi, my order has not arrived yet and the tracking page has not changed for a week.",
+    "Thanks so much for the quick help yesterday, the replacement works perfectly!",
+    "Why was I charged twice? I want a refund today, this is ridiculous.",
+    "Can I change the delivery address for my order, and do you ship to Canada?",
+)
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 300.0
 
@@ -129,8 +135,6 @@ def quantize_host(
     every drafting account pins merged in (a dynamically quantized layer cannot carry LoRA
     beside it, and per-row adapters would need exactly that). Returns the accounts' adapters
     (none: the merged model is the only one)."""
-    from bot.nlp.quantize import quantize_host_int8
-
     drafting = [a for a in accounts if a.mode is not Mode.OFF]
     pinned = {adapters.get(a.name) for a in drafting}
     if len(pinned) > 1:
@@ -140,7 +144,9 @@ def quantize_host(
             f"with different adapters ({listing}); give them the same adapter, run one process "
             "per adapter, or unset AUTOREPLY_QUANTIZE"
         )
-    quantize_host_int8(host)
+    # Calibration: what prompts look like (personas and customer-style lines).
+    texts = [a.style.persona for a in drafting] + list(CALIBRATION_LINES)
+    host.quantize_int8(texts)
     return {}
 
 

@@ -100,6 +100,7 @@ class ModelHost:
         # CUDA: decode with a static KV cache, which transformers compiles (torch.compile) on
         # first use. Only for single-adapter calls: peft's per-row routing does not compile.
         self.static_cache = False
+        self.quantized = False  # int8: one merged model, no adapters
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -165,6 +166,12 @@ class ModelHost:
     def prepare_adapter(self, name: str, path: str | Path) -> PreparedAdapter:
         """Read an adapter's config and weights from disk without touching the model, so it
         can run beside generation."""
+        if self.quantized:
+            raise ModelLoadError(
+                f"cannot load LoRA adapter {name!r}: the model runs in int8 with its one adapter "
+                "merged in (AUTOREPLY_QUANTIZE=int8). Restart without AUTOREPLY_QUANTIZE to "
+                "serve several adapters, or pin this adapter and restart"
+            )
         adapter_dir = Path(path).expanduser()
         # peft treats anything that is not a directory as a hub id and would go online.
         if not (adapter_dir / "adapter_config.json").is_file():
@@ -234,6 +241,29 @@ class ModelHost:
                 f"{self.model_id!r}: {first_line(exc)}. Check that AUTOREPLY_ADAPTER was trained "
                 "for this model"
             ) from exc
+
+    # --- int8 ---------------------------------------------------------------------------------
+
+    def quantize_int8(self, calibration_texts: Sequence[str]) -> None:
+        """Serve one model in dynamic int8 (CPU): the base with its one loaded adapter merged
+        in, if any. Afterwards adapters can no longer be loaded (see bot/nlp/quantize.py)."""
+        from bot.nlp.quantize import calibration_from_texts, merge_for_int8, quantize_int8
+
+        with self.lock:
+            merged = next(iter(self.adapter_names), None)
+            if isinstance(self._model, PeftModel):
+                _tuner(self._model).enable_adapter_layers()  # merge what requests would use
+            model = merge_for_int8(self._model)
+            calibration = calibration_from_texts(self.tokenizer, calibration_texts)
+            quantize_int8(model, calibration=calibration)
+            self._model = model
+            self._active = None
+            self._paths.clear()
+            self._recent.clear()
+            self.quantized = True
+            # Drafts record what actually answered them.
+            merged_in = f"+{merged}" if merged else ""
+            self.model_id = f"{self.model_id}{merged_in} (int8)"
 
     # --- the adapter cache -------------------------------------------------------------------
 
