@@ -23,7 +23,10 @@ def test_killed_mid_stream_then_restarted(tiny_model_dir: Path) -> None:
     assert result["duplicates"] == 0, result
     assert result["chats_out_of_order"] == 0, result
     assert result["unanswered"] == 0, result
-    assert result["unknown"] <= 5, result  # only what was in flight at the kill
+    # Only what was in flight at the kill: at most one send per chat, the moderators' chat
+    # included (the outbox sends a chat's rows one at a time). Batched drafting finishes many
+    # chats' replies at once, so several chats can be mid-send together.
+    assert result["unknown"] <= 20 + 1, result
     assert result["tracebacks"] == 0, result
 
 
