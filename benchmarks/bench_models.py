@@ -24,11 +24,17 @@ LORA_TARGETS = {
 }
 
 
-def random_gpt2_dir(path: Path) -> Path:
+# Saved once (about 500 MB, git-ignored) and reused by every benchmark run.
+RANDOM_GPT2_DIR = Path(__file__).resolve().parents[1] / ".bench" / "random-gpt2-124m"
+
+
+def random_gpt2_dir(path: Path = RANDOM_GPT2_DIR) -> Path:
     """GPT-2 124M (12 layers, 768 wide, 50,257 tokens) with seeded random weights, and a small
-    byte-level tokenizer trained on the fly (its ids are a subset of the model's)."""
+    byte-level tokenizer trained on the fly (its ids are a subset of the model's): nothing is
+    downloaded."""
     if (path / "config.json").is_file():
         return path
+    path.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer()
     eos = tokenizer.eos_token_id
     config = GPT2Config(bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)

@@ -116,9 +116,7 @@ def classify(
 def bench(
     which: Annotated[
         str,
-        typer.Argument(
-            help="classify, telegram, accounts, generate or all.", case_sensitive=False
-        ),
+        typer.Argument(help="classify, telegram, accounts, generate or all.", case_sensitive=False),
     ] = "all",
     lines: Annotated[int, typer.Option(help="Lines for the classify benchmark.")] = 10_000,
     messages: Annotated[int, typer.Option(help="Mentions for the Telegram benchmark.")] = 1000,

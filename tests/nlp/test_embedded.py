@@ -160,7 +160,7 @@ def test_the_service_starts_on_the_embedded_checkpoint_and_says_so_once(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    checkpoint = install_fake_distribution(tmp_path / "site", monkeypatch, gguf=tiny_gguf_file)
+    install_fake_distribution(tmp_path / "site", monkeypatch, gguf=tiny_gguf_file)
     with caplog.at_level(logging.INFO):
         generator, adapters = load_generator(load_settings())
     assert generator.host.name == "SmolLM2-135M-Instruct (bundled)"  # not a local path
