@@ -159,7 +159,7 @@ class Bench:
         account = replace(account, style=self.style, user_cooldown_s=0.0)
         with db.session() as s:
             account_store.bind(s, account.name, account.platform, account.handle)
-        batcher = MicroBatcher(self.generator, window_s=0.005, max_batch=16)
+        batcher = MicroBatcher(self.generator, window_s=0.02, max_batch=16)
         pipeline = Pipeline(
             db=db,
             classifier=LexicalClassifier(account.intent_labels),

@@ -89,7 +89,11 @@ class Settings(BaseSettings):
         description="CUDA only: static KV cache + torch.compile for decoding (slow first calls).",
     )
     batch_window_ms: float = Field(
-        5.0, ge=0.0, le=1000.0, description="How long a draft request waits for others to batch."
+        20.0,
+        ge=0.0,
+        le=1000.0,
+        description="How long a draft request waits for others to batch (restarts with each "
+        "arrival, at most 10 windows).",
     )
     max_batch: int = Field(16, ge=1, le=256, description="Most rows in one generate call.")
     batch_token_budget: int = Field(

@@ -66,7 +66,7 @@ class MicroBatcher:
         self,
         generator: ReplyGenerator,
         *,
-        window_s: float = 0.005,
+        window_s: float = 0.02,
         max_batch: int = 16,
     ) -> None:
         if window_s < 0 or max_batch < 1:
