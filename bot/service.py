@@ -121,6 +121,7 @@ def load_generator(
         # Accounts without a pinned adapter run the base model, never another's adapter.
         for account in accounts:
             adapters.setdefault(account.name, BASE_ADAPTER)
+    host.newline_tokens()  # built once here, not on the first reply
     log.info("model %s ready on %s (%s)", host.name, host.device, host.dtype)
     # Every request brings its account's style; this one only serves requests without one.
     default_style = accounts[0].style if accounts else ReplyStyle()

@@ -28,7 +28,7 @@ from bot.errors import GenerationError
 from bot.nlp.candidates import drop_reason, rank
 from bot.nlp.loading import first_line
 from bot.nlp.models import ModelHost
-from bot.nlp.prompts import Prompt, build_prompt, clean_reply, resolve_format
+from bot.nlp.prompts import Prompt, PromptFormat, build_prompt, clean_reply, resolve_format
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +188,13 @@ class ReplyGenerator:
     def _prepare(self, index: int, request: DraftRequest) -> _Row:
         style = request.style or self.params
         # `auto` becomes `chat` or `plain` here, where the tokenizer is known.
-        style = replace(
-            style, prompt_format=resolve_format(style.prompt_format, self.host.tokenizer)
-        )
+        prompt_format = resolve_format(style.prompt_format, self.host.tokenizer)
+        style = replace(style, prompt_format=prompt_format)
         adapter = self.host.resolve_adapter(request.adapter)
         # Greedy decoding gives n copies of one reply: sample one.
         samples = style.candidates if style.do_sample else 1
-        return _Row(index, style, self._prompt(style, request), adapter, samples)
+        prompt = self._prompt(style, prompt_format, request)
+        return _Row(index, style, prompt, adapter, samples)
 
     def _chunks(self, rows: list[_Row]) -> Iterator[list[_Row]]:
         """Calls that fit the limits; rows of similar length together so padding stays small."""
@@ -268,10 +268,12 @@ class ReplyGenerator:
 
     # --- internals -------------------------------------------------------------------------
 
-    def _prompt(self, style: ReplyStyle, request: DraftRequest) -> Prompt:
+    def _prompt(
+        self, style: ReplyStyle, prompt_format: PromptFormat, request: DraftRequest
+    ) -> Prompt:
         prompt = build_prompt(
             self.host.tokenizer,
-            prompt_format=resolve_format(style.prompt_format, self.host.tokenizer),
+            prompt_format=prompt_format,
             persona=style.persona,
             history=request.history,
             text=request.text,
