@@ -369,12 +369,18 @@ def test_swapping_an_adapter_in_while_requests_are_in_flight_loses_none(
     assert drafts[40].raw == alone.raw
 
 
+def one_adapter_host(model_dir: Path, support: Path, sales: Path) -> ModelHost:
+    """A host whose cache holds one adapter, with two registered."""
+    host = ModelHost.load(str(model_dir), device="cpu", max_loaded=1)
+    host.register_adapter("support", support)
+    host.register_adapter("sales", sales)
+    return host
+
+
 def test_adapter_cache_unloads_the_least_recent_and_reloads_on_demand(
     tiny_model_dir: Path, tiny_lora_dir: Path, tiny_lora_dir_b: Path
 ) -> None:
-    host = ModelHost.load(str(tiny_model_dir), device="cpu", max_loaded=1)
-    host.register_adapter("support", tiny_lora_dir)
-    host.register_adapter("sales", tiny_lora_dir_b)
+    host = one_adapter_host(tiny_model_dir, tiny_lora_dir, tiny_lora_dir_b)
     with ReplyGenerator(host, GREEDY) as generator:
         first = generator.draft([], "hi", adapter="support")
         assert host.adapter_names == ("support",)
@@ -388,9 +394,7 @@ def test_adapter_cache_unloads_the_least_recent_and_reloads_on_demand(
 def test_a_pinned_adapter_is_not_unloaded(
     tiny_model_dir: Path, tiny_lora_dir: Path, tiny_lora_dir_b: Path
 ) -> None:
-    host = ModelHost.load(str(tiny_model_dir), device="cpu", max_loaded=1)
-    host.register_adapter("support", tiny_lora_dir)
-    host.register_adapter("sales", tiny_lora_dir_b)
+    host = one_adapter_host(tiny_model_dir, tiny_lora_dir, tiny_lora_dir_b)
     with host.using(["support"]):
         host.ensure_loaded("sales")
         # Over the cap for now: the in-flight adapter stays.
