@@ -1,15 +1,17 @@
 """Engine and session factory. Nothing here connects or creates tables at import time.
 
 SQLite is tuned for two writers (the service and the CLI at once): WAL journal, a busy timeout
-and foreign keys on, set on every new connection.
+and foreign keys on, set on every new connection. Within one process, SQLite units of work take
+turns on a lock (see `_sqlite_turns`) instead of on SQLite's busy handler.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -79,6 +81,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+_SQLITE_TURNS: dict[str, threading.RLock] = {}
+_SQLITE_TURNS_GUARD = threading.Lock()
+
+
+def _sqlite_turns(url: str) -> threading.RLock:
+    """One lock per SQLite URL in this process.
+
+    Every SQLite unit of work starts with BEGIN IMMEDIATE, so they run one at a time anyway.
+    Left to SQLite, the waiters poll on the busy handler, whose sleeps grow to 100 ms: a burst of
+    16 messages stored from worker threads then reached the batcher over ~300 ms and missed one
+    batch. A lock wakes the next writer as soon as the last one commits. Re-entrant, so a session
+    opened inside another on the same thread behaves as before. Other processes still meet the
+    busy handler.
+    """
+    with _SQLITE_TURNS_GUARD:
+        return _SQLITE_TURNS.setdefault(url, threading.RLock())
+
+
 class Database:
     """Holds one engine and hands out sessions, one per unit of work."""
 
@@ -86,19 +106,23 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._turns: AbstractContextManager[object] = (
+            _sqlite_turns(url) if url.startswith("sqlite") else nullcontext()
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """`with db.session() as s:` commits on success, rolls back on error."""
-        session = self._factory()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._turns:
+            session = self._factory()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
