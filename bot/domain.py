@@ -68,6 +68,9 @@ class ModerationKind(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     REFUSED = "refused"  # someone not allowed to act tried; nothing changed
+    RELABEL = "relabel"  # a moderator corrected a message's intent or sentiment
+    PROMOTE = "promote"  # an adapter version became the active one
+    ROLLBACK = "rollback"  # the active adapter was retired and its predecessor restored
 
 
 class ChatKind(StrEnum):

@@ -88,6 +88,7 @@ class RunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    ABORTED = "aborted"  # the service stopped it (shutdown) or its runner died
 
 
 TZDateTime = DateTime(timezone=True)
@@ -305,26 +306,43 @@ class ModerationAction(Base):
 
 
 class Adapter(Base):
-    """A LoRA adapter version on disk (peft save_pretrained layout)."""
+    """A LoRA adapter version on disk (peft save_pretrained layout plus autoreply.json).
+
+    One row per version: `kind` is reply, intent, sentiment or safety; `version` counts per
+    (account, kind) from 1. At most one row per (account, kind) is active; promote retires it,
+    rollback restores the newest retired one. `parent_id` is the adapter training started from.
+    """
 
     __tablename__ = "adapters"
-    __table_args__ = (UniqueConstraint("name"),)
+    __table_args__ = (
+        UniqueConstraint("name"),
+        Index("ix_adapters_account_kind_status", "account_id", "kind", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     path: Mapped[str] = mapped_column(Text)
     base_model: Mapped[str] = mapped_column(Text)
+    data_hash: Mapped[str | None] = mapped_column(String(64))
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("adapters.id", ondelete="SET NULL"))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[AdapterStatus] = mapped_column(_enum(AdapterStatus, "adapter_status"))
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
     promoted_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(TZDateTime)
 
 
 class TrainingRun(Base):
+    """One export-train-evaluate run (manual or nightly), whatever its outcome."""
+
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"))
     adapter_id: Mapped[int | None] = mapped_column(ForeignKey("adapters.id", ondelete="SET NULL"))
@@ -333,6 +351,45 @@ class TrainingRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class LabelExample(Base):
+    """A text with its true label for one classifier task (intent, sentiment or safety).
+
+    Moderators' corrections from the queue carry `message_id` (one row per message and task:
+    a later correction replaces the earlier one); imported files carry `source` only.
+    `account_id` NULL means the example serves every account.
+    """
+
+    __tablename__ = "label_examples"
+    __table_args__ = (
+        UniqueConstraint("message_id", "task"),
+        Index("ix_label_examples_account_task", "account_id", "task"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    task: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class Lease(Base):
+    """A named lease that one process at a time may hold (the nightly runner, the scheduler).
+
+    Taken or renewed by a conditional UPDATE (or the first INSERT), so it works the same on
+    SQLite and PostgreSQL; a holder that dies loses it when `expires_at` passes.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime] = mapped_column(TZDateTime)
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
 
 
 class OutboxItem(Base):
