@@ -7,6 +7,7 @@ and a running service picks a switch up by polling the registry.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -99,14 +100,50 @@ def adapters_show(name: str) -> None:
     typer.echo("metrics:    " + json.dumps(row.metrics, sort_keys=True, default=str))
 
 
+@adapters_app.command("eval")
+def adapters_eval(
+    name: str,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="JSONL to evaluate on (default: the candidate's own data)."),
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Promote it if it passes; reject it if not.")
+    ] = False,
+    by: ByOption = None,
+) -> None:
+    """Compare candidate NAME with its account's active adapter on held-out data and probes."""
+    from bot.cli import _config
+    from bot.storage.db import Database
+    from training.evaluate import evaluate
+
+    settings, accounts = _config()
+    db = Database(settings.database_url)
+    try:
+        verdict = evaluate(
+            db, settings, accounts, name, data=data, promote=promote, actor=_operator(by)
+        )
+    finally:
+        db.dispose()
+    typer.echo(verdict.table())
+    if promote:
+        typer.echo(f"{name} " + ("promoted" if verdict.promote else "rejected"))
+    elif verdict.promote:
+        typer.echo(f"next: autoreply adapters promote {name}")
+
+
 @adapters_app.command("promote")
 def adapters_promote(
     name: str,
     by: ByOption = None,
     note: Annotated[str | None, typer.Option("--note", help="Why, for the audit trail.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even though the eval gate said keep.")
+    ] = False,
 ) -> None:
     """Make NAME the active version of its account and kind (the running service follows)."""
     from bot.cli import _config
+    from bot.errors import InvalidStateError
     from bot.storage.db import Database
     from training import registry
 
@@ -114,6 +151,14 @@ def adapters_promote(
     db = Database(settings.database_url)
     actor = _operator(by)
     try:
+        gate = registry.get(db, name).metrics.get("eval")
+        if isinstance(gate, dict) and not gate.get("promote") and not force:
+            raise InvalidStateError(
+                f"the eval gate kept the active adapter over {name}: {gate.get('reason')}. "
+                "Train a better one, or pass --force (and --note why) to promote it anyway"
+            )
+        if gate is None:
+            typer.echo(f"note: {name} was never evaluated; `autoreply adapters eval {name}`")
         promoted = registry.promote(db, name, actor, note)
     finally:
         db.dispose()

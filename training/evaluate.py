@@ -18,9 +18,23 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import InputError
+from training import registry
+
+if TYPE_CHECKING:
+    from bot.accounts import Account, Accounts
+    from bot.config import Settings
+    from bot.domain import Actor, ReplyStyle
+    from bot.nlp.models import ModelHost
+    from bot.storage.db import Database
+    from training.classifier_data import Example as LabelledExample
+    from training.registry import AdapterVersion
+    from training.render import Renderer
+    from training.rows import Conversation
 
 PROBES_FILE = Path(__file__).with_name("data") / "probes.jsonl"
 HELDOUT_SHARE = 0.1
@@ -164,6 +178,8 @@ def predictions(
     classify_many: Callable[[Sequence[str]], Sequence[Any]], task: str, texts: Sequence[str]
 ) -> list[str]:
     """The label a classifier gives each text for `task` (intent, sentiment or safety)."""
+    from bot.nlp.heads import safety_label
+
     out: list[str] = []
     for analysis in classify_many(texts):
         if task == "intent":
@@ -171,8 +187,11 @@ def predictions(
         elif task == "sentiment":
             out.append(str(analysis.sentiment))
         else:
-            safety = analysis.scores.get("safety_label") if analysis.scores else None
-            out.append(str(safety) if safety is not None else "neither")
+            # Without a safety head nothing names a safety label: the baseline then answers
+            # `neither` (the allow label of the offensive-tweets data) for every text, so a
+            # head must at least beat always-allow.
+            found = safety_label(analysis)
+            out.append(found[0] if found is not None else "neither")
     return out
 
 
@@ -180,7 +199,239 @@ def metrics_dict(metrics: ReplyMetrics | ClassifierMetrics) -> dict[str, Any]:
     return asdict(metrics)
 
 
-def labelled_heldout(rows: Sequence[Mapping[str, str]]) -> tuple[list[str], list[str]]:
-    """The held-out part of labelled rows ({"text", "label"}): texts and labels."""
-    held = [row for row in rows if is_heldout(row["text"])]
-    return [row["text"] for row in held], [row["label"] for row in held]
+def labelled_heldout(rows: Sequence[LabelledExample]) -> tuple[list[str], list[str]]:
+    """The held-out part of labelled examples: texts and labels."""
+    held = [row for row in rows if is_heldout(row.text)]
+    return [row.text for row in held], [row.label for row in held]
+
+
+# --- running the gate ---------------------------------------------------------------------------
+# Heavy imports (torch, transformers, the model host) stay inside these functions: the module's
+# decision logic above is imported by the CLI and the scheduler, which must start fast.
+
+PROBE_SEED = 1234  # probes are sampled as the account samples, from one fixed seed
+
+
+def reply_metrics(
+    host: ModelHost,
+    renderer: Renderer,
+    conversations: Sequence[Conversation],
+    adapter: str | None,
+    style: ReplyStyle,
+    gate: Any,
+    probes: Sequence[str],
+) -> ReplyMetrics:
+    """One reply adapter (None: the base model) on the held-out conversations and the probes."""
+    import torch
+
+    from bot.domain import DraftRequest, VerdictAction
+    from bot.nlp.generate import ReplyGenerator
+    from bot.nlp.models import BASE_ADAPTER
+    from training.render import IGNORE_INDEX, conversation_examples
+
+    examples = [
+        example
+        for conversation in conversations
+        if is_heldout(conversation.key)
+        for example in conversation_examples(renderer, conversation)
+    ]
+    nll, tokens = 0.0, 0
+    host.set_active_adapter(adapter)
+    try:
+        with host.lock, torch.inference_mode():
+            for example in examples:
+                ids = torch.tensor([example.input_ids], device=host.device)
+                labels = torch.tensor([example.labels], device=host.device)
+                logits = host.model(input_ids=ids).logits[:, :-1].float()
+                targets = labels[:, 1:]
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    targets.reshape(-1),
+                    ignore_index=IGNORE_INDEX,
+                    reduction="sum",
+                )
+                nll += float(loss)
+                tokens += int((targets != IGNORE_INDEX).sum())
+    finally:
+        host.set_active_adapter(None)
+    perplexity = math.exp(nll / tokens) if tokens else math.nan
+    seeded = replace(style, seed=PROBE_SEED)
+    with ReplyGenerator(host, seeded) as generator:
+        drafts = generator.draft_many(
+            [
+                DraftRequest((), text, style=seeded, adapter=adapter or BASE_ADAPTER)
+                for text in probes
+            ]
+        )
+    verdicts = gate.check_drafts([d.text for d in drafts])
+    return ReplyMetrics(
+        perplexity=perplexity,
+        fallback_rate=sum(d.fallback_used for d in drafts) / max(len(drafts), 1),
+        blocked_share=sum(v.action is VerdictAction.BLOCK for v in verdicts) / max(len(drafts), 1),
+        heldout=len(examples),
+        probes=len(drafts),
+    )
+
+
+def _conversations(
+    db: Database, settings: Settings, account: str, candidate: AdapterVersion, data: Path | None
+) -> list[Conversation]:
+    """The candidate's own data file when it still exists (its held-out part was never trained
+    on), else a fresh export of the account."""
+    import tempfile
+
+    from training.export import export_account
+    from training.rows import read_conversations
+
+    recorded = candidate.config.get("data")
+    path = data or (Path(recorded) if isinstance(recorded, str) else None)
+    if path is not None and path.is_file():
+        return read_conversations(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_account(db, settings, account, Path(tmp) / "export")
+        return read_conversations(result.files["sft"])
+
+
+def evaluate_reply(
+    db: Database,
+    settings: Settings,
+    account: Account,
+    candidate: AdapterVersion,
+    *,
+    data: Path | None = None,
+) -> Verdict:
+    from bot.nlp.embedded import choose_model
+    from bot.nlp.models import ModelHost
+    from bot.service import build_gate
+    from training.render import renderer_for
+
+    conversations = _conversations(db, settings, account.name, candidate, data)
+    if not any(is_heldout(c.key) for c in conversations):
+        raise InputError(
+            f"none of the {len(conversations)} conversations falls in the held-out split "
+            f"({HELDOUT_SHARE:.0%} by hash); the gate cannot judge {candidate.name} yet. "
+            "Moderate more drafts, or pass --data with a larger file"
+        )
+    baseline = registry.active(db, account.name, "reply")
+    host = ModelHost.load(choose_model(settings).ref, device=settings.device)
+    host.load_adapter("candidate", str(candidate.path), activate=False)
+    if baseline is not None and baseline.name != candidate.name:
+        host.load_adapter("baseline", str(baseline.path), activate=False)
+    renderer = renderer_for(
+        host.tokenizer, host.model.config, account.style, settings.history_turns
+    )
+    gate, probes = build_gate(settings), probe_messages()
+    ran = [
+        reply_metrics(host, renderer, conversations, name, account.style, gate, probes)
+        for name in ("candidate", "baseline" if baseline is not None else None)
+    ]
+    promote, reason = decide_reply(ran[0], ran[1], settings.promote_margin)
+    return Verdict(
+        candidate=candidate.name,
+        baseline=baseline.name if baseline is not None else "base model",
+        promote=promote,
+        reason=reason,
+        candidate_metrics=metrics_dict(ran[0]),
+        baseline_metrics=metrics_dict(ran[1]),
+    )
+
+
+def evaluate_classifier(
+    db: Database,
+    settings: Settings,
+    account: Account,
+    candidate: AdapterVersion,
+    *,
+    data: Path | None = None,
+) -> Verdict:
+    from bot.nlp.heads import load_account_classifier
+    from training.classifier_data import read_examples
+
+    task = candidate.kind
+    rows = (
+        read_examples(data) if data is not None else _exported_labels(db, settings, account, task)
+    )
+    texts, truth = labelled_heldout(rows)
+    if not texts:
+        raise InputError(
+            f"no held-out {task} examples ({HELDOUT_SHARE:.0%} of {len(rows)} by hash); correct "
+            "more labels in the queue or pass --data with a larger labelled file"
+        )
+    baseline = registry.active(db, account.name, task)
+    others = {
+        kind: version
+        for kind in ("intent", "sentiment", "safety")
+        if kind != task and (version := registry.active(db, account.name, kind)) is not None
+    }
+    theirs = load_account_classifier(
+        settings, account, {**others, **({task: baseline} if baseline else {})}
+    )
+    ours = load_account_classifier(settings, account, {**others, task: candidate})
+    base_metrics = classifier_metrics(truth, predictions(theirs.classify_many, task, texts))
+    cand_metrics = classifier_metrics(truth, predictions(ours.classify_many, task, texts))
+    promote, reason = decide_classifier(cand_metrics, base_metrics, settings.promote_margin)
+    return Verdict(
+        candidate=candidate.name,
+        baseline=baseline.name if baseline is not None else "lexical rules",
+        promote=promote,
+        reason=reason,
+        candidate_metrics=metrics_dict(cand_metrics),
+        baseline_metrics=metrics_dict(base_metrics),
+    )
+
+
+def _exported_labels(
+    db: Database, settings: Settings, account: Account, task: str
+) -> list[LabelledExample]:
+    import tempfile
+
+    from training.classifier_data import read_examples
+    from training.export import export_account
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = export_account(db, settings, account.name, Path(tmp) / "export")
+        path = result.files.get(f"labels-{task}")
+        return read_examples(path) if path is not None else []
+
+
+def evaluate(
+    db: Database,
+    settings: Settings,
+    accounts: Accounts,
+    name: str,
+    *,
+    data: Path | None = None,
+    promote: bool = False,
+    actor: Actor | None = None,
+) -> Verdict:
+    """Evaluate candidate `name` against its account's active adapter, store both sides'
+    metrics with it, and with `promote` activate it when the gate says so (else reject it)."""
+    candidate = registry.get(db, name)
+    account = accounts.get(candidate.account)
+    runner = evaluate_reply if candidate.kind == "reply" else evaluate_classifier
+    verdict = runner(db, settings, account, candidate, data=data)
+    registry.record_metrics(
+        db,
+        name,
+        {
+            "eval": {
+                "baseline": verdict.baseline,
+                "promote": verdict.promote,
+                "reason": verdict.reason,
+                "candidate": verdict.candidate_metrics,
+                "baseline_metrics": verdict.baseline_metrics,
+            },
+            **_headline(verdict.candidate_metrics),
+        },
+    )
+    if promote:
+        if verdict.promote:
+            registry.promote(db, name, actor or registry.operator("eval-gate"), verdict.reason)
+        elif candidate.status == "candidate":
+            registry.reject(db, name, verdict.reason)
+    return verdict
+
+
+def _headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("perplexity", "fallback_rate", "blocked_share", "macro_f1", "macro_recall")
+    return {key: metrics[key] for key in keys if key in metrics}
