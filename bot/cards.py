@@ -1,9 +1,10 @@
 """Text of the draft cards that moderators see in a chat (platform-neutral, plain text).
 
-A card quotes the user's message, shows the analysis and the safety verdict, and the draft;
-a best-of-n draft gets one line saying how many candidates were sampled and why some were
-dropped (the full list is in `autoreply queue show ID`). Long texts are shortened so a card
-always fits one platform message (4,096 characters on Telegram) next to its buttons.
+A card quotes the user's message, shows the analysis (with how to correct it: /label), the
+safety verdict and the draft; a best-of-n draft gets one line saying how many candidates were
+sampled and why some were dropped (the full list is in `autoreply queue show ID`). Long texts
+are shortened so a card always fits one platform message (4,096 characters on Telegram) next
+to its buttons.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def card_text(item: QueueItem, reason: str | None = None) -> str:
     ]
     if len(item.candidates) > 1:
         tail.append(candidates_line(item))
+    tail.append(label_help(item.draft_id))
     if reason:
         tail.append(f"Why queued: {_clip(reason, REASON_CHARS)}")
     if item.fallback_used:
@@ -71,6 +73,11 @@ def card_text(item: QueueItem, reason: str | None = None) -> str:
     room = CARD_UNITS - _units("\n".join([*head, *tail])) - 1
     message = _clip(item.message_text, min(MESSAGE_CHARS, room))
     return "\n".join([*head, message, *tail])
+
+
+def label_help(draft_id: int) -> str:
+    """How to correct the analysis above (bot/commands.py answers /label)."""
+    return f"Wrong labels? Send /label {draft_id} intent=LABEL sentiment=LABEL"
 
 
 def candidates_line(item: QueueItem) -> str:

@@ -1,4 +1,5 @@
-"""Answers to /commands (platform-neutral): help, ids for set-up, pause and resume.
+"""Answers to /commands (platform-neutral): help, ids for set-up, pause and resume, and
+moderators' label corrections (/label).
 
 Commands are never drafted by the model. The caller stores the command message and sends the
 answer through the outbox; this module only decides the answer and applies pause / resume.
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from bot.domain import Actor, ChatKind, DecisionAction, Incoming
-from bot.errors import PermissionDeniedError
+from bot.errors import InputError, NotFoundError, PermissionDeniedError
+from bot.labels import parse_assignments
 from bot.storage import history
 
 if TYPE_CHECKING:
@@ -29,8 +31,11 @@ USER_HELP = (
 MODERATOR_HELP = (
     "\n\nModerators: /pause and /resume stop and restart auto-replies in this chat; in the "
     "moderators' chat, or with 'all', for the whole account. Draft cards arrive in the "
-    "moderators' chat: press Approve, Reject, or Edit and then reply to the card with the new text."
+    "moderators' chat: press Approve, Reject, or Edit and then reply to the card with the new "
+    "text. /label ID intent=LABEL sentiment=LABEL corrects what the message of draft ID was "
+    "classified as (either label alone works too)."
 )
+LABEL_USAGE = "Usage: /label ID intent=LABEL sentiment=LABEL (either label alone works too)."
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +78,36 @@ def answer_command(
         else:
             log.info("%s by %s", outcome.message, actor.display)
             reply = CommandReply(outcome.message, changed=f"{name} {outcome.message}")
+    elif name == "label":
+        reply = _label(session, incoming, args, actor, moderation)
     elif incoming.chat_kind is ChatKind.PRIVATE:
         reply = CommandReply(f"I don't know /{name}. Send /help to see what I can do.")
     else:
         reply = CommandReply(None)
     history.mark_handled(session, stored.message_id, DecisionAction.IGNORE, f"command /{name}")
     return reply
+
+
+def _label(
+    session: Session, incoming: Incoming, args: str, actor: Actor, moderation: ModerationService
+) -> CommandReply:
+    """`/label 12 intent=complaint sentiment=negative`, through the moderation service, which
+    checks that the sender may act on the draft's account and audits a refusal."""
+    moderator = actor.may_act_on(incoming.account)
+    draft, _, rest = args.strip().partition(" ")
+    try:
+        labels = parse_assignments(rest)
+        if not draft.lstrip("#").isdigit() or not labels:
+            return CommandReply(LABEL_USAGE)
+        outcome = moderation.relabel_in(session, actor, int(draft.lstrip("#")), labels)
+    except PermissionDeniedError:
+        log.warning("refused /label from user %s in chat %s", incoming.user_id, incoming.chat_id)
+        if not moderator:
+            return CommandReply("Only moderators can correct labels.")
+        return CommandReply("Only moderators of that draft's account can correct its labels.")
+    except (InputError, NotFoundError) as exc:
+        if not moderator:  # says nothing about which drafts exist
+            return CommandReply("Only moderators can correct labels.")
+        return CommandReply(f"Nothing changed: {exc}.")
+    log.info("%s by %s", outcome.message, actor.display)
+    return CommandReply(outcome.message[:1].upper() + outcome.message[1:] + ".")

@@ -1,4 +1,5 @@
-"""The moderation service: the one way to list, show, approve, edit, reject, pause and resume.
+"""The moderation service: the one way to list, show, approve, edit, reject, relabel, pause and
+resume.
 
 The CLI, the Telegram moderators' chat and (later) the web page are thin callers. Every call
 names an `Actor`; the service checks that the actor may act on the account concerned, and
@@ -12,12 +13,14 @@ second moderator changes nothing and gets an InvalidStateError that says why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
+from bot import labels as label_rules
+from bot.config import DEFAULT_INTENTS
 from bot.domain import (
     Actor,
     AuditEntry,
@@ -39,6 +42,7 @@ from bot.errors import (
 )
 from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store
+from bot.storage import labels as label_store
 from bot.storage import outbox_store
 from bot.storage.db import Database
 
@@ -72,13 +76,17 @@ class ModerationService:
         *,
         gate: Callable[[], DraftChecker],
         wake: Wake | None = None,
+        intent_labels: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """`gate` builds (or returns) the safety gate on first use: listing the queue from the
-        CLI should not pay for loading the toxicity model."""
+        CLI should not pay for loading the toxicity model. `intent_labels` maps account names
+        to their classifier's labels, which a label correction must use (an account not in it
+        has the default labels)."""
         self._db = db
         self._gate_factory = gate
         self._gate: DraftChecker | None = None
         self._wake = wake
+        self._intent_labels = dict(intent_labels or {})
 
     # --- reading --------------------------------------------------------------------------
 
@@ -240,6 +248,71 @@ class ModerationService:
             )
 
         return self._run(work)
+
+    # --- labels ---------------------------------------------------------------------------
+
+    def relabel(
+        self,
+        actor: Actor,
+        draft_id: int,
+        *,
+        intent: str | None = None,
+        sentiment: str | None = None,
+    ) -> Outcome:
+        """Record the true intent and/or sentiment of the message a draft answers, as
+        training data for the classifiers. Works on a draft in any state: a label is about
+        the message, not the reply. A later correction replaces an earlier one."""
+        wanted = label_rules.corrections(intent, sentiment)
+        return self._run(lambda s: self._relabel(s, actor, draft_id, wanted))
+
+    def relabel_in(
+        self, session: Session, actor: Actor, draft_id: int, labels: Mapping[str, str]
+    ) -> Outcome:
+        """`relabel` inside the caller's unit of work (a /label command is stored and applied
+        in one transaction). Raises PermissionDeniedError after auditing a refusal."""
+        try:
+            return self._relabel(session, actor, draft_id, dict(labels))
+        except _Refused as refused:
+            raise refused.error from None
+
+    def _relabel(self, s: Session, actor: Actor, draft_id: int, wanted: dict[str, str]) -> Outcome:
+        item = self._item(s, draft_id)
+        if not actor.may_act_on(item.account):
+            self._refuse(
+                s,
+                item.account_id,
+                actor,
+                "relabel: not a moderator of this account",
+                draft_id=draft_id,
+            )
+            raise _Refused(
+                PermissionDeniedError(
+                    f"{actor.display} may not relabel messages of account {item.account!r}; "
+                    "only its moderators can"
+                )
+            )
+        intents = self._intent_labels.get(item.account, DEFAULT_INTENTS)
+        checked = {
+            task: label_rules.check_label(
+                task, label, intent_labels=intents, where=f"account {item.account!r}"
+            )
+            for task, label in wanted.items()
+        }
+        for task, label in checked.items():
+            label_store.set_for_message(
+                s,
+                account_id=item.account_id,
+                message_id=item.message_id,
+                task=task,
+                text=item.message_text,
+                label=label,
+                source=f"moderator:{actor.display}",
+            )
+        note = label_rules.note(checked)
+        self._audit(s, item, actor, ModerationKind.RELABEL, None, None, note)
+        return Outcome(
+            item.account, "relabelled", f"draft #{draft_id}: labels set ({note})", draft_id
+        )
 
     # --- accounts and chats ---------------------------------------------------------------
 

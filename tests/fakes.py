@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,8 +15,11 @@ from bot.domain import (
     Actor,
     ActorKind,
     ActorRole,
+    Candidate,
     Draft,
     DraftRequest,
+    DraftStatus,
+    Incoming,
     Mode,
     Outgoing,
     ReplyStyle,
@@ -24,6 +28,8 @@ from bot.domain import (
     VerdictAction,
 )
 from bot.moderation import ModerationService
+from bot.storage import drafts as draft_store
+from bot.storage import history
 from bot.storage.db import Database
 
 OPERATOR = Actor(ActorKind.CLI, "tester", "cli:tester", ActorRole.OPERATOR)
@@ -64,6 +70,55 @@ def moderation(db: Database) -> ModerationService:
     from bot.safety.gate import SafetyGate
 
     return ModerationService(db, gate=lambda: SafetyGate.from_settings(Settings()))
+
+
+_PLATFORM_MESSAGE_IDS = itertools.count(1)
+
+
+def queue_draft(
+    db: Database,
+    text: str = "where is my order?",
+    reply: str = "It ships today.",
+    *,
+    account: str = "shop",
+    platform: str = "console",
+    chat_id: str = "500",
+    user_id: str = "9",
+    verdict: VerdictAction = VerdictAction.ALLOW,
+    fallback_used: bool = False,
+    candidates: tuple[Candidate, ...] = (),
+    message_id: int | None = None,
+) -> tuple[int, int]:
+    """Take in a message and queue a draft replying to it, as the pipeline stores them;
+    returns (message row id, draft id). `message_id` adds another draft to a stored message.
+    On the console platform, `console_wake` delivers an approved reply at once."""
+    with db.session() as s:
+        if message_id is None:
+            message_id = history.ingest(
+                s,
+                Incoming(
+                    platform=platform,
+                    account=account,
+                    chat_id=chat_id,
+                    message_id=f"m{next(_PLATFORM_MESSAGE_IDS)}",
+                    user_id=user_id,
+                    text=text,
+                ),
+            ).message_id
+        draft_id = draft_store.create_draft(
+            s,
+            message_id=message_id,
+            draft=Draft(
+                text=reply,
+                raw=reply,
+                fallback_used=fallback_used,
+                model="canned",
+                candidates=candidates,
+            ),
+            verdict=Verdict(verdict, 0.99 if verdict is VerdictAction.BLOCK else 0.0),
+            status=DraftStatus.QUEUED,
+        )
+    return message_id, draft_id
 
 
 @dataclass

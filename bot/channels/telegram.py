@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": every anonymous admin shares this id
-COMMANDS = ("start", "help", "id", "pause", "resume")
+COMMANDS = ("start", "help", "id", "pause", "resume", "label")
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
 POLL_BACKOFF_MAX_S = 30.0
 MAX_UPDATE_FAILURES = 5  # then an update that cannot be stored is logged and skipped

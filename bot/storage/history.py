@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bot.domain import (
     Analysis,
@@ -231,14 +231,19 @@ def recent_turns(
 ) -> list[Turn]:
     """The last `limit` turns of a conversation before a message, oldest first.
 
-    Only the newest edit of each message counts, erased users' text is skipped, and outbound
-    rows count only once they were sent.
+    Only the newest edit of each message counts, erased users' text is skipped (and so are the
+    bot's replies to them, which may repeat it), and outbound rows count only once they were
+    sent.
     """
     if limit <= 0:
         return []
+    asked = aliased(m.Message)
+    asker = aliased(m.PlatformUser)
     rows = session.execute(
-        select(m.Message, m.PlatformUser.display_name, m.PlatformUser.erased)
+        select(m.Message, m.PlatformUser.display_name, m.PlatformUser.erased, asker.erased)
         .outerjoin(m.PlatformUser, m.Message.user_id == m.PlatformUser.id)
+        .outerjoin(asked, m.Message.reply_to_id == asked.id)
+        .outerjoin(asker, asked.user_id == asker.id)
         .where(
             m.Message.conversation_id == conversation_id,
             m.Message.id < before_message_id,
@@ -248,8 +253,8 @@ def recent_turns(
     ).all()
     turns: list[Turn] = []
     seen: set[str] = set()
-    for message, name, erased in rows:
-        if erased:
+    for message, name, erased, asker_erased in rows:
+        if erased or (asker_erased and message.direction is m.Direction.OUTBOUND):
             continue
         if message.direction is m.Direction.OUTBOUND:
             if message.sent_at is None:
