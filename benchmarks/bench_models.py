@@ -16,13 +16,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
 from benchmarks.tiny_model import _train_tokenizer
-
-# Target modules per architecture (GPT-2 stores its projections as Conv1D, transposed).
-LORA_TARGETS = {
-    "gpt2": ("c_attn", "c_proj", "c_fc"),
-    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
-}
-
+from training.lora import lora_preset
 
 # Saved once (about 500 MB, git-ignored) and reused by every benchmark run.
 RANDOM_GPT2_DIR = Path(__file__).resolve().parents[1] / ".bench" / "random-gpt2-124m"
@@ -51,9 +45,8 @@ def write_random_lora(
 ) -> Path:
     """A LoRA adapter (rank `rank`, both matrices random so it changes the outputs) for
     `model`, saved under `out` as peft would save a trained one."""
-    targets = LORA_TARGETS.get(model_type)
-    if targets is None:
-        raise ValueError(f"no LoRA preset for model type {model_type!r}; add one to LORA_TARGETS")
+    preset = lora_preset(model_type)  # ValueError for an architecture without a preset
+    targets = preset.targets
     generator = torch.Generator().manual_seed(seed)
     weights: dict[str, torch.Tensor] = {}
     for name, module in model.named_modules():
@@ -73,7 +66,7 @@ def write_random_lora(
         r=rank,
         lora_alpha=2 * rank,
         target_modules=list(targets),
-        fan_in_fan_out=model_type == "gpt2",
+        fan_in_fan_out=preset.fan_in_fan_out,
         task_type="CAUSAL_LM",
     ).save_pretrained(str(out))
     save_file(weights, str(out / "adapter_model.safetensors"))

@@ -289,7 +289,7 @@ def _conversations(
         return read_conversations(path)
     with tempfile.TemporaryDirectory() as tmp:
         result = export_account(db, settings, account, Path(tmp) / "export")
-        return read_conversations(result.files["sft"])
+        return read_conversations(result.files["sft.jsonl"])
 
 
 def evaluate_reply(
@@ -390,7 +390,7 @@ def _exported_labels(
 
     with tempfile.TemporaryDirectory() as tmp:
         result = export_account(db, settings, account.name, Path(tmp) / "export")
-        path = result.files.get(f"labels-{task}")
+        path = result.files.get(f"labels-{task}.jsonl")
         return read_examples(path) if path is not None else []
 
 
