@@ -24,6 +24,7 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -44,7 +45,7 @@ RUNS_0001 = "status IN ('running', 'succeeded', 'failed')"
 RUNS_0004 = "status IN ('running', 'succeeded', 'failed', 'aborted')"
 
 
-def _created_at() -> sa.Column[sa.DateTime]:
+def _created_at() -> sa.Column[datetime]:
     return sa.Column(
         "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )
@@ -131,9 +132,7 @@ def downgrade() -> None:
     op.drop_index("ix_label_examples_account_task", table_name="label_examples")
     op.drop_table("label_examples")
 
-    op.execute(
-        "DELETE FROM moderation_actions WHERE action IN ('relabel', 'promote', 'rollback')"
-    )
+    op.execute("DELETE FROM moderation_actions WHERE action IN ('relabel', 'promote', 'rollback')")
     with op.batch_alter_table("moderation_actions") as batch:
         batch.drop_constraint(op.f("ck_moderation_actions_moderation_kind"), type_="check")
         batch.create_check_constraint(op.f("ck_moderation_actions_moderation_kind"), ACTIONS_0002)

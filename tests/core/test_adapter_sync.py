@@ -143,7 +143,7 @@ def test_a_broken_adapter_keeps_the_old_one_and_says_why(
             raise AssertionError("no heads in this test")
 
     pipeline = Recorder()
-    sync = AdapterSync(db, pipeline, [acct], host=host, load_classifier=None)  # type: ignore[arg-type]
+    sync = AdapterSync(db, pipeline, [acct], host=host, load_classifier=None)
     registry.promote(db, good, op)
     asyncio.run(sync.poll())
     registry.promote(db, broken, op)
@@ -170,6 +170,6 @@ def test_a_pinned_account_is_never_switched(
         def set_classifier(self, account: str, classifier: object) -> None:
             raise AssertionError("no heads here")
 
-    sync = AdapterSync(db, Refuses(), [pinned], host=None, load_classifier=None)  # type: ignore[arg-type]
+    sync = AdapterSync(db, Refuses(), [pinned], host=None, load_classifier=None)
     asyncio.run(sync.poll())
     assert sync.stats.failures == 0

@@ -98,4 +98,4 @@ def test_moderated_drafts_train_an_adapter_that_then_drafts(
     (adapter,) = _rows(db_file, "select adapter from reply_drafts order by id desc limit 1")[0]
     assert adapter == name
     audit = _rows(db_file, "select action, target from moderation_actions where action='promote'")
-    assert [(a, t.split()[-1]) for a, t in audit] == [("promote", name)]  # type: ignore[union-attr]
+    assert [(a, str(t).split()[-1]) for a, t in audit] == [("promote", name)]
