@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -25,6 +25,7 @@ from peft import PeftConfig, PeftModel
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from peft.utils import load_peft_weights, set_peft_model_state_dict
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -36,6 +37,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from bot.errors import ModelLoadError, NotFoundError
 from bot.nlp.loading import _load_pretrained, _pick_device, _resolve_source, first_line
+from bot.nlp.lora_gather import GATHERED_LORA, AdapterStacks, StackCache, gathered_lora
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,10 @@ class ModelHost:
         # first use. Only for single-adapter calls: peft's per-row routing does not compile.
         self.static_cache = False
         self.quantized = False  # int8: one merged model, no adapters
+        # Mixed-adapter calls: one gathered LoRA product per layer (lora_gather.py) rather
+        # than peft's per-adapter loop; False keeps peft's `adapter_names=` path.
+        self.gathered_lora = GATHERED_LORA
+        self._lora_stacks = StackCache()  # cleared on every adapter change
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class ModelHost:
             peft_type = PeftConfig._get_peft_type(str(adapter_dir))
             config = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type].from_pretrained(str(adapter_dir))
             weights = load_peft_weights(str(adapter_dir), device=self.device)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise ModelLoadError(
                 f"cannot load LoRA adapter {name!r} from {adapter_dir}: {first_line(exc)}. "
                 "Save it again with peft's save_pretrained"
@@ -216,6 +222,7 @@ class ModelHost:
 
     def _install_locked(self, prepared: PreparedAdapter) -> None:
         name = prepared.name
+        self._lora_stacks.clear()  # stacks copy the adapters' weights
         if name in self.adapter_names:
             self._drop_adapter(name)
         try:
@@ -258,6 +265,7 @@ class ModelHost:
             quantize_int8(model, calibration=calibration)
             self._model = model
             self._active = None
+            self._lora_stacks.clear()
             self._paths.clear()
             self._recent.clear()
             self.quantized = True
@@ -333,6 +341,7 @@ class ModelHost:
             log.info("unloaded adapter %s (least recently used; cap %d)", name, self.max_loaded)
 
     def _drop_adapter(self, name: str) -> None:
+        self._lora_stacks.clear()
         if isinstance(self._model, PeftModel) and name in self._model.peft_config:
             if len(self._model.peft_config) == 1:
                 # A PeftModel without adapters cannot run forward: go back to the bare model.
@@ -417,8 +426,9 @@ class ModelHost:
         """`model.generate` with one adapter per row (None: base model): the sequences, and
         with `output_logits` the raw logits of every step.
 
-        Rows that all use the active adapter go through a plain call; otherwise peft's
-        `adapter_names=` routes each row, with LoRA layers switched on for the call.
+        Rows that all use the active adapter go through a plain call; otherwise each row goes
+        through its own adapter: by gathered LoRA forwards (`gathered_lora`), or where those do
+        not cover the model's layers by peft's `adapter_names=`, with LoRA layers switched on.
         """
         kwargs: dict[str, Any] = {"generation_config": config}
         if stopping is not None:
@@ -430,21 +440,37 @@ class ModelHost:
             config.return_dict_in_generate = True
             kwargs["generation_config"] = config
         mixed = any(adapter != self._active for adapter in adapters)
-        if mixed:
-            kwargs["adapter_names"] = [adapter or BASE_ADAPTER for adapter in adapters]
-        elif self.static_cache:
+        names = [adapter or BASE_ADAPTER for adapter in adapters]
+        if not mixed and self.static_cache:
             config = copy.deepcopy(kwargs["generation_config"])
             config.cache_implementation = "static"
             kwargs["generation_config"] = config
-        model = cast(_Generates, self._model)
-        with self.lock, self.adapter_layers_enabled() if mixed else nullcontext():
-            output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        with self.lock:
+            model = cast(_Generates, self._model)
+            stacks = self._gathered_stacks(names) if mixed else None
+            routing: AbstractContextManager[None] = nullcontext()
+            if stacks is not None:
+                routing = gathered_lora(stacks, names)
+            elif mixed:
+                kwargs["adapter_names"] = names
+                routing = self.adapter_layers_enabled()
+            with routing:
+                output = model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask, **kwargs
+                )
         if isinstance(output, torch.Tensor):
             return output, None
         sequences, logits = getattr(output, "sequences", None), getattr(output, "logits", None)
         if not isinstance(sequences, torch.Tensor):  # pragma: no cover - guards the Any from HF
             raise TypeError(f"generate returned {type(output).__name__} without sequences")
         return sequences, tuple(logits) if logits is not None else None
+
+    def _gathered_stacks(self, names: Sequence[str]) -> AdapterStacks | None:
+        """The LoRA stacks for a mixed call, or None for peft's path (switched off, or a layer
+        the gathered forward does not handle). Under the generation lock."""
+        if not self.gathered_lora or not isinstance(self._model, PeftModel):
+            return None
+        return self._lora_stacks.stacks_for(self._model, names)
 
     def newline_tokens(self) -> torch.Tensor:
         """A bool per token id: does it decode to text holding a line break (computed once)."""
