@@ -24,7 +24,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml Makefile
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,train]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -74,7 +74,7 @@ class AdapterSync:
     ) -> None:
         self._db = db
         self._pipeline = pipeline
-        self._accounts = [a for a in accounts if a.adapter is None]  # pinned ones never switch
+        self._accounts = list(accounts)
         self._host = host
         self._load_classifier = load_classifier
         self._quantized = quantized
@@ -102,8 +102,8 @@ class AdapterSync:
             return adapter_store.active_names(s)
 
     async def _sync_reply(self, account: Account, active: Active) -> None:
-        if self._host is None or account.mode is Mode.OFF:
-            return
+        if self._host is None or account.mode is Mode.OFF or account.adapter is not None:
+            return  # a pinned adapter wins over the registry; heads still follow it
         wanted = active.get((account.name, "reply"))
         name = wanted[0] if wanted else None
         if account.name in self._reply and self._reply[account.name] == name:

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.cli_adapters import adapters_app
+from bot.cli_data import export, labels_app
+from bot.cli_train import train_app
 from bot.errors import AutoreplyError
 
 if TYPE_CHECKING:
@@ -33,6 +36,10 @@ accounts_app = typer.Typer(help="The accounts this service speaks for.", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(train_app, name="train")
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(labels_app, name="labels")
+app.command()(export)
 
 AccountOption = Annotated[
     str | None,
@@ -103,20 +110,31 @@ def classify(
         typer.Argument(help="Text file, one message per line; stdin when omitted.", dir_okay=False),
     ] = None,
     account: AccountOption = None,
+    lexical: Annotated[
+        bool, typer.Option("--lexical", help="Use the lexical rules even where heads are promoted.")
+    ] = False,
 ) -> None:
-    """Classify messages: one JSON object per input line (intent, sentiment, safety)."""
+    """Classify messages: one JSON object per input line (intent, sentiment, safety).
+
+    The account's promoted classifier heads answer where it has them (`autoreply train
+    classifier`); the lexical rules answer the rest.
+    """
     # classify_file starts the toxicity model's worker process before anything else, so its
     # slow import overlaps with reading input and with the lexical work (start-up counts).
     from bot.classify_cmd import classify_file
 
-    classify_file(None if file is None else str(file), account=account)
+    classify_file(None if file is None else str(file), account=account, lexical=lexical)
 
 
 @app.command()
 def bench(
     which: Annotated[
         str,
-        typer.Argument(help="classify, telegram, accounts, generate or all.", case_sensitive=False),
+        typer.Argument(
+            help="classify, telegram, accounts, generate, heads, train or all (heads and train "
+            "are not in all).",
+            case_sensitive=False,
+        ),
     ] = "all",
     lines: Annotated[int, typer.Option(help="Lines for the classify benchmark.")] = 10_000,
     messages: Annotated[int, typer.Option(help="Mentions for the Telegram benchmark.")] = 1000,
@@ -125,10 +143,13 @@ def bench(
         str | None,
         typer.Option(
             help="Model (hub id, directory or .gguf). Default: the tiny test model for "
-            "telegram/accounts, GPT-2 124M with random weights for generate."
+            "telegram/accounts, GPT-2 124M with random weights for generate, a SmolLM2-135M "
+            "shape with random weights for heads, GPT-2 124M with random weights for train."
         ),
     ] = None,
-    quick: Annotated[bool, typer.Option(help="generate: a run under a minute.")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="generate, train: a run under a minute or two.")
+    ] = False,
     candidates: Annotated[
         int, typer.Option(min=1, max=16, help="generate: candidates per message (fallback rate).")
     ] = 4,
@@ -136,7 +157,7 @@ def bench(
     """Run the benchmarks side by side with their baselines (see docs/PERFORMANCE.md)."""
     from bot.errors import InputError
 
-    choices = ("classify", "telegram", "accounts", "generate", "all")
+    choices = ("classify", "telegram", "accounts", "generate", "heads", "train", "all")
     if which not in choices:
         raise InputError(f"unknown benchmark {which!r}; choose {', '.join(choices)}")
     try:
@@ -155,6 +176,14 @@ def bench(
         accounts_bench.run(model, min(messages, 400), max(1, chats // 5))
     if which in ("generate", "all"):
         generate_bench.run(model, quick=quick, candidates=candidates)
+    if which == "heads":  # classifier heads on a 135M backbone (random weights unless --model)
+        from benchmarks import heads_bench
+
+        typer.echo(heads_bench.format_table(heads_bench.run(model)))
+    if which == "train":  # LoRA reply training against a bare peft loop (minutes on CPU)
+        from benchmarks import train_bench
+
+        train_bench.run(model, quick=quick)
 
 
 # --- database -----------------------------------------------------------------------------
@@ -214,7 +243,9 @@ def _moderation() -> tuple[ModerationService, Settings, Accounts]:
 
         return SafetyGate.from_settings(settings)
 
-    service = ModerationService(db, gate=gate, wake=console_wake(db))
+    # A label correction must use the labels of the draft's account (consoles share them).
+    intents = {n: a.intent_labels for a in accounts.all for n in (a.name, a.console().name)}
+    service = ModerationService(db, gate=gate, wake=console_wake(db), intent_labels=intents)
     return service, settings, accounts
 
 
@@ -327,6 +358,22 @@ def queue_reject(
 
     service, _, _ = _moderation()
     after_action(service.reject(_actor(by), draft_id, reason=reason))
+
+
+@queue_app.command("label")
+def queue_label(
+    draft_id: int,
+    intent: Annotated[
+        str | None, typer.Option(help="The message's true intent (one of its account's labels).")
+    ] = None,
+    sentiment: Annotated[
+        str | None, typer.Option(help="The message's true sentiment: negative, neutral, positive.")
+    ] = None,
+    by: ByOption = None,
+) -> None:
+    """Correct the intent and/or sentiment of the message a draft answers (training data)."""
+    service, _, _ = _moderation()
+    typer.echo(service.relabel(_actor(by), draft_id, intent=intent, sentiment=sentiment).message)
 
 
 # --- accounts -------------------------------------------------------------------------------

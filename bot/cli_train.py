@@ -111,6 +111,9 @@ def classifier(
     lr: Annotated[float, typer.Option(min=1e-7, help="AdamW learning rate.")] = 3e-4,
     max_length: Annotated[int, typer.Option(min=2, help="Tokens per text (the rest is cut).")] = 64,
     seed: Annotated[int, typer.Option(help="Split, shuffle and initialisation seed.")] = 0,
+    lora_layers: Annotated[
+        int, typer.Option(min=0, help="LoRA on the last N blocks only (0: all; fewer is faster).")
+    ] = 8,
 ) -> None:
     """Train a classifier head (LoRA, sequence classification) and register it as a candidate.
 
@@ -125,7 +128,14 @@ def classifier(
     if task not in tasks:
         raise InputError(f"unknown task {task!r}; use --task {' | '.join(tasks)}")
     settings, _ = _config()
-    config = HeadConfig(task=task, epochs=epochs, lr=lr, max_length=max_length, seed=seed)
+    config = HeadConfig(
+        task=task,
+        epochs=epochs,
+        lr=lr,
+        max_length=max_length,
+        seed=seed,
+        lora_layers=lora_layers,
+    )
     result = train_classifier(settings, config, account=account, data=data, out=out)
     m = result.metrics
     where = result.version.name if result.version else str(result.path)
@@ -192,7 +202,7 @@ def reply(
 
     settings, accounts = _config()
     name = accounts.get(account).name
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip()) if lora_targets else None
+    targets = tuple(t.strip() for t in (lora_targets or "").split(",") if t.strip()) or None
     config = ReplyTrainConfig(
         loop=LoopConfig(
             epochs=epochs,
@@ -242,9 +252,70 @@ def _reply_summary(m: dict[str, object]) -> str:
         return format(value, spec) if isinstance(value, int | float) else "-"
 
     return (
-        f"{num('train_examples', 'd')} replies ({num('val_examples', 'd')} for validation), "
+        f"{num('train_examples', 'd')} replies to train on, {num('val_examples', 'd')} to "
+        "validate; "
         f"{num('steps', 'd')} steps in {num('train_seconds', '.0f')} s at "
         f"{num('tokens_per_s', ',.0f')} tokens/s; validation loss {num('base_val_loss', '.3f')} "
         f"-> {num('val_loss', '.3f')} (perplexity {num('base_val_perplexity', '.2f')} -> "
         f"{num('val_perplexity', '.2f')})"
     )
+
+
+@train_app.command("preference")
+def preference(
+    account: Annotated[
+        str | None, typer.Option(help="Account name (default: the default account).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Preference .jsonl file (default: a fresh export).", dir_okay=False),
+    ] = None,
+    start_from: Annotated[
+        str | None,
+        typer.Option("--from", help="Reply adapter to start from (default: the active one)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the adapter here instead of registering it.", file_okay=False),
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the pairs.")] = 1,
+    lr: Annotated[float, typer.Option(min=1e-9, help="AdamW learning rate.")] = 2e-5,
+    beta: Annotated[float, typer.Option(min=1e-6, help="DPO beta: how far it may move.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Order and dropout seed.")] = 0,
+) -> None:
+    """Tune ACCOUNT's reply adapter on the moderators' choices (DPO) and register the result.
+
+    Starts from the active reply adapter (or --from NAME), which also serves as the frozen
+    reference; the result is a reply candidate whose parent is that adapter. Needs the
+    training extra: pip install -e '.[train]'.
+    """
+    from bot.cli import _config
+    from bot.storage.db import Database
+    from training.train_preference import PreferenceConfig, train_preference
+
+    settings, accounts = _config()
+    name = accounts.get(account).name
+    config = PreferenceConfig(epochs=epochs, lr=lr, beta=beta, seed=seed)
+    db = Database(settings.database_url)
+    try:
+        result = train_preference(
+            settings, name, db=db, data=data, start_from=start_from, out=out, config=config
+        )
+    finally:
+        db.dispose()
+    m = result.metrics
+
+    def num(key: str, spec: str) -> str:
+        value = m.get(key)
+        return format(value, spec) if isinstance(value, int | float) else "-"
+
+    typer.echo(
+        f"{m['pairs']} pairs from {result.parent}: DPO loss {num('dpo_loss', '.4f')}, reward "
+        f"accuracy {num('reward_accuracy', '.2f')}, margin {num('reward_margin', '.3f')}, "
+        f"{num('time_s', '.0f')} s"
+    )
+    if result.adapter is not None:
+        typer.echo(f"registered {result.adapter.name} (candidate, parent {result.parent})")
+        typer.echo(f"next: autoreply adapters eval {result.adapter.name}")
+    else:
+        typer.echo(f"saved to {result.out_dir} (not registered: --out was given)")

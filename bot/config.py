@@ -171,6 +171,62 @@ class Settings(BaseSettings):
         "seconds get no answer (a burst gets one reply, not twenty); 0 turns it off.",
     )
     telegram_poll_timeout_s: int = Field(25, ge=0, le=50, description="getUpdates long poll.")
+    # --- learning loop -------------------------------------------------------------------
+    adapters_dir: Path = Field(
+        Path("adapters"),
+        description="Where trained adapter versions are written (<account>/<kind>/v<N>/).",
+    )
+    exports_dir: Path = Field(Path("exports"), description="Where `autoreply export` writes.")
+    export_max_per_user: int = Field(
+        50, ge=1, description="Most training examples taken from one platform user (newest kept)."
+    )
+    registry_poll_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=3600.0,
+        description="How often a running service checks the registry for promotions/rollbacks.",
+    )
+    promote_margin: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="A candidate is promoted only if it beats the active adapter by this share "
+        "(perplexity lower, or macro-F1 higher, by 2% by default).",
+    )
+    retrain_cron: str = Field(
+        "30 3 * * *", description="When the nightly retraining runs (cron, service time zone)."
+    )
+    retrain_enabled: bool = Field(
+        False, description="Run the nightly export-train-evaluate-promote job in `autoreply run`."
+    )
+    retrain_min_examples: int = Field(
+        20, ge=1, description="Fewest new examples that make a nightly retraining worth running."
+    )
+    retrain_threads: int = Field(
+        1, ge=1, le=256, description="torch threads for a training subprocess (leave cores free)."
+    )
+    retrain_nice: int = Field(
+        10, ge=0, le=19, description="Scheduling niceness of the training subprocess."
+    )
+    retrain_on_shutdown: Literal["terminate", "finish"] = Field(
+        "terminate",
+        description="What happens to a running training when the service stops: terminate it "
+        "(the run is marked aborted) or wait for it to finish.",
+    )
+    retrain_lease_s: float = Field(
+        300.0, ge=10.0, description="Lease expiry for the one nightly runner (renewed meanwhile)."
+    )
+    safety_label_verdicts: dict[str, str] = Field(
+        default_factory=lambda: {
+            "neither": "allow",
+            "neutral": "allow",
+            "safe": "allow",
+            "offensive": "review",
+            "hate": "block",
+            "unsafe_request": "block",
+        },
+        description="Safety head label -> allow / review / block; unknown labels review.",
+    )
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python logging level name.")
     # --- several accounts ----------------------------------------------------------------

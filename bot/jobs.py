@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
+from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.storage import history
 from bot.storage.db import Database
@@ -100,3 +102,81 @@ def start_scheduler(
         )
     scheduler.start()
     return scheduler
+
+
+def add_registry_poll(
+    scheduler: AsyncIOScheduler,
+    poll: Callable[[], Awaitable[None]],
+    interval_s: float,
+    stats: JobStats | None = None,
+) -> None:
+    """Check the adapter registry every `interval_s` (promotions and rollbacks from any
+    process reach the running service this way; see bot/adapter_sync.py)."""
+    scheduler.add_job(
+        guarded("registry_poll", poll, stats or JobStats()),
+        "interval",
+        seconds=interval_s,
+        id="registry_poll",
+    )
+
+
+RETRAIN_MISFIRE_GRACE_S = 3600
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def add_nightly_retrain(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    cron: str,
+    stats: JobStats | None = None,
+) -> None:
+    """Run the nightly retraining (training/schedule.py) at `cron`, in the scheduler's time
+    zone. A night missed by up to an hour (the service was busy or restarting) still runs;
+    missed nights are run once, not once each; never two at a time in this process (and the
+    runner's lease keeps other processes out)."""
+    scheduler.add_job(
+        guarded("nightly_retrain", job, stats or JobStats()),
+        crontab_trigger(cron),
+        id="nightly_retrain",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=RETRAIN_MISFIRE_GRACE_S,
+    )
+
+
+def crontab_trigger(expr: str) -> CronTrigger:
+    """A CronTrigger for a five-field crontab line, read as crontab reads it.
+
+    APScheduler 3 counts numeric weekdays from Monday (0 = Monday), crontab from Sunday
+    (0 and 7 = Sunday): numeric weekdays are turned into names first, so "0 3 * * 0" runs on
+    Sundays as it would under cron.
+    """
+    fields = expr.split()
+    try:
+        if len(fields) != 5:
+            raise ValueError(f"it has {len(fields)} fields, not 5")
+        fields[4] = _crontab_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields))
+    except ValueError as exc:
+        raise ConfigError(
+            f"AUTOREPLY_RETRAIN_CRON={expr!r} is not a crontab line ({exc}); write five fields, "
+            "minute hour day-of-month month day-of-week, e.g. '30 3 * * *' for 03:30 daily"
+        ) from exc
+
+
+def _crontab_weekdays(field: str) -> str:
+    """Crontab's numeric day-of-week field as day names; names and '*' pass unchanged."""
+    if field == "*" or any(c.isalpha() for c in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, _, high = span.partition("-")
+            first, last = int(low), int(high or (6 if step else low))
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
+            raise ValueError(f"day of week {part!r} is outside 0-7")
+        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))

@@ -110,6 +110,15 @@ class Pipeline:
         self._chat_locks = KeyedLocks()
         self._background: set[asyncio.Task[Decision]] = set()
 
+    def set_adapter(self, account: str, adapter: str) -> None:
+        """Draft `account`'s next messages with `adapter` (a name loaded in the model host;
+        "__base__" for none). Drafts already handed to the drafter keep theirs."""
+        self._adapters[account] = adapter
+
+    def set_classifier(self, account: str, classifier: Analyser) -> None:
+        """Analyse `account`'s next messages with `classifier` (a promoted head, say)."""
+        self._classifiers[account] = classifier
+
     async def handle(self, incoming: Incoming) -> Decision:
         """Store and handle one message, returning once it is decided.
 

@@ -15,19 +15,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.accounts import Account
+from bot.adapter_sync import AdapterSync, ClassifierLoader
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.core import Core
 from bot.domain import Mode, ReplyStyle
 from bot.errors import ConfigError
-from bot.jobs import start_scheduler
+from bot.jobs import add_nightly_retrain, add_registry_poll, crontab_trigger, start_scheduler
 from bot.moderation import ModerationService
 from bot.outbox import Outbox
 from bot.pipeline import Analyser, Drafter, Gate, Pipeline
@@ -38,6 +39,10 @@ from bot.storage.db import Database
 if TYPE_CHECKING:
     from bot.nlp.generate import ReplyGenerator
     from bot.nlp.models import ModelHost
+    from training.schedule import NightlyRunner
+
+# (database, settings, accounts) -> the nightly retraining runner (tests give a fake child)
+RetrainFactory = Callable[[Database, Settings, Sequence[Account]], "NightlyRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,11 @@ def build_analysis(settings: Settings) -> tuple[Analyser, Gate]:
 
 
 def build_classifiers(accounts: Sequence[Account]) -> dict[str, Analyser]:
-    """One classifier per distinct set of intent labels, shared by the accounts using it."""
+    """The lexical rules per account, one instance per distinct set of intent labels.
+
+    Promoted classifier heads replace them through `AdapterSync` (its first poll runs before
+    any channel starts, later ones follow promotions and rollbacks): one loading path.
+    """
     from bot.nlp.classify import LexicalClassifier
 
     by_labels: dict[tuple[str, ...], Analyser] = {}
@@ -74,6 +83,19 @@ def build_classifiers(accounts: Sequence[Account]) -> dict[str, Analyser]:
         a.name: by_labels.setdefault(a.intent_labels, LexicalClassifier(a.intent_labels))
         for a in accounts
     }
+
+
+def head_loader(settings: Settings) -> ClassifierLoader:
+    """How AdapterSync builds an account's classifier from its promoted heads (the rules
+    alone when it has none; torch is imported only when there are heads). Heads on one base
+    model share one backbone in the process."""
+
+    def load(account: Account, heads: Mapping[str, tuple[str, str]]) -> Analyser:
+        from bot.nlp.heads import load_account_classifier
+
+        return load_account_classifier(settings, account, heads)
+
+    return load
 
 
 def load_generator(
@@ -162,6 +184,8 @@ class Running:
     core: Core
     moderation: ModerationService
     health: dict[str, str] = field(default_factory=dict)
+    sync: AdapterSync | None = None
+    retrainer: NightlyRunner | None = None
 
 
 class Service:
@@ -176,15 +200,19 @@ class Service:
         channels: Sequence[Channel],
         *,
         drafter: Drafter | None = None,
+        retrainer: RetrainFactory | None = None,
     ) -> None:
         self.settings = settings
         self.accounts = list(accounts)
         self.channels = list(channels)
         self._drafter = drafter
+        self._retrainer = retrainer
         self.running: Running | None = None
         missing = {c.account for c in self.channels} - {a.name for a in self.accounts}
         if missing:
             raise ValueError(f"channels for unknown accounts: {sorted(missing)}")
+        if settings.retrain_enabled:
+            crontab_trigger(settings.retrain_cron)  # a bad line fails now, not at the first night
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until every channel closed on its own (console end of input), or `stop` /
@@ -240,11 +268,31 @@ class Service:
             loop.call_soon_threadsafe(outbox.notify, conversation_id)
             return False
 
-        moderation = ModerationService(db, gate=lambda: gate, wake=wake)
+        moderation = ModerationService(
+            db,
+            gate=lambda: gate,
+            wake=wake,
+            intent_labels={a.name: a.intent_labels for a in self.accounts},
+        )
         core = Core(db=db, pipeline=pipeline, outbox=outbox, moderation=moderation)
         health = Health(db)
         self.running = Running(db, pipeline, outbox, self.channels, core, moderation, health.now)
+        sync = AdapterSync(
+            db,
+            pipeline,
+            self.accounts,
+            host=owned_generator.host if owned_generator is not None else None,
+            load_classifier=head_loader(settings),
+            quantized=settings.quantize == "int8",
+        )
+        await sync.poll()  # the registry's active adapters serve from the first message on
+        self.running.sync = sync
+        retrainer = await self._retraining(db)
+        self.running.retrainer = retrainer
         scheduler = start_scheduler(outbox, db, heartbeat=health.beat)
+        add_registry_poll(scheduler, sync.poll, settings.registry_poll_s)
+        if retrainer is not None:
+            add_nightly_retrain(scheduler, retrainer.run, settings.retrain_cron)
         _install_signal_handlers(stop)
         supervisors: list[asyncio.Task[None]] = []
         try:
@@ -269,6 +317,8 @@ class Service:
                 await channel.stop()
             await pipeline.cancel_background()
             scheduler.shutdown(wait=False)
+            if retrainer is not None:  # terminate (or await) a training child, free the lease
+                await retrainer.stop(settings.retrain_on_shutdown)
             await outbox.close()
             for channel in reversed(self.channels):
                 await channel.close()
@@ -278,6 +328,18 @@ class Service:
                 owned_generator.close()
             await asyncio.to_thread(health.stopped)
             db.dispose()
+
+    async def _retraining(self, db: Database) -> NightlyRunner | None:
+        """The nightly retraining runner when it is enabled, after ending the runs a dead
+        process left `running`."""
+        if not self.settings.retrain_enabled:
+            return None
+        from training.schedule import NightlyRunner
+
+        factory = self._retrainer or NightlyRunner
+        runner = factory(db, self.settings, self.accounts)
+        await runner.recover()
+        return runner
 
     def _bind(self, db: Database) -> None:
         """Give each account's row its configured name (history follows the platform id)."""

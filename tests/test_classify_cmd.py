@@ -185,3 +185,90 @@ def test_command_reads_a_file_and_reports_a_missing_one(tmp_path: Path) -> None:
     missing = run_command(b"", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2
     assert b"error: cannot read" in missing.stderr
+
+
+# --- classifier heads ---------------------------------------------------------------------------
+
+
+def run_cli(data: bytes, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`autoreply classify` itself (python -m bot), options and all."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "classify", *args],
+        input=data,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def imported_modules(stderr: bytes) -> set[str]:
+    return {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+
+
+@pytest.fixture
+def heads_env(sqlite_url: str, tmp_path: Path, tiny_model_dir: Path) -> dict[str, str]:
+    """A database where the default account has a sentiment and a safety head promoted (zero
+    score layers: the first label, "negative" and "hate", always wins)."""
+    from bot.storage import accounts as account_store
+    from bot.storage.db import Database
+    from bot.storage.migrate import ensure_schema
+    from tests.nlp.head_helpers import promote_head
+
+    ensure_schema(sqlite_url)
+    db = Database(sqlite_url)
+    adapters = tmp_path / "adapters"
+    with db.session() as s:
+        account_store.bind(s, "default", "console", "default")
+    promote_head(db, adapters, "default", "sentiment", tiny_model_dir, SENTIMENT_LABELS)
+    promote_head(db, adapters, "default", "safety", tiny_model_dir, ("hate", "neither"))
+    db.dispose()
+    return {
+        "AUTOREPLY_DATABASE_URL": sqlite_url,
+        "AUTOREPLY_ADAPTERS_DIR": str(adapters),
+        "AUTOREPLY_DEVICE": "cpu",
+    }
+
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+HAPPY = b"thanks so much, love it!\n"
+
+
+def test_promoted_heads_change_what_classify_prints(heads_env: dict[str, str]) -> None:
+    done = run_cli(HAPPY, **heads_env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    [row] = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert row["intent"] == "praise"  # no intent head: the rules answer
+    assert (row["sentiment"], row["sentiment_score"]) == ("negative", 0.3333)
+    assert row["safety"]["label"] == "hate" and row["safety"]["verdict"] == "block"
+    assert "safety_hate" in row["safety"]["flags"]
+    assert run_cli(HAPPY, "--account", "default", **heads_env).stdout == done.stdout
+
+
+def test_lexical_ignores_heads_and_imports_no_torch(heads_env: dict[str, str]) -> None:
+    done = run_cli(HAPPY, "--lexical", PYTHONPROFILEIMPORTTIME="1", **heads_env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    [row] = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert row["sentiment"] == "positive" and set(row["safety"]) == {"verdict", "toxicity", "flags"}
+    assert not imported_modules(done.stderr) & {"torch", "transformers", "peft"}
+
+
+def test_heads_of_another_account_leave_the_default_path_light(
+    heads_env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "autoreply.toml"
+    config.write_text(
+        '[[accounts]]\nname = "shop"\nplatform = "console"\ndefault = true\n\n'
+        '[[accounts]]\nname = "default"\nplatform = "console"\n',
+        encoding="utf-8",
+    )
+    env = {**heads_env, "AUTOREPLY_CONFIG": str(config), "PYTHONPROFILEIMPORTTIME": "1"}
+    done = run_cli(HAPPY, **env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert json.loads(done.stdout)["sentiment"] == "positive"  # shop has no heads
+    assert not imported_modules(done.stderr) & {"torch", "sqlalchemy"}

@@ -64,6 +64,12 @@ def load_base(
     )
     if not isinstance(model, PreTrainedModel):  # pragma: no cover - guards the Any from HF
         raise ModelLoadError(f"cannot load model {ref!r}: it is not a causal language model")
+    if ref.endswith(".gguf") and getattr(model, "hf_quantizer", None) is not None:
+        # A .gguf checkpoint is dequantized to plain float weights on load, yet transformers
+        # still marks the model quantized, and its Trainer (under TRL's DPO) then refuses to
+        # train it. Nothing quantized remains to protect.
+        setattr(model, "hf_quantizer", None)  # noqa: B010 - plain attributes, typed as modules
+        setattr(model, "is_quantized", False)  # noqa: B010
     if move:
         module: torch.nn.Module = model  # typed calls (transformers wraps `to`)
         module.to(device)

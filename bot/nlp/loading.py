@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import huggingface_hub
@@ -173,3 +173,15 @@ def _cause_chain(exc: BaseException) -> list[BaseException]:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0].rstrip(".:") if text else type(exc).__name__
+
+
+def load_pretrained(model: str, loader: Callable[..., _T], **kwargs: Any) -> _T:
+    """Call `loader` (an HF `from_pretrained`: AutoTokenizer, AutoModelFor*) on what
+    AUTOREPLY_MODEL-style `model` names (hub id, directory or .gguf), cache-first, with the same
+    one-line errors as the service. Training and classifier heads load their backbone here."""
+    return _load_pretrained(model, _resolve_source(model), loader, **kwargs)
+
+
+def pick_device(device: str) -> tuple[str, torch.dtype]:
+    """("cuda", bf16/fp16) when asked for or available under "auto", else ("cpu", fp32)."""
+    return _pick_device(device)
