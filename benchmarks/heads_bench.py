@@ -70,7 +70,7 @@ def _make_head(base: str, task: str, labels: tuple[str, ...], out: Path) -> Path
 
 
 def run(
-    model: str | None = None, lines: int = 128, batch_size: int = 32, repeats: int = 2
+    model: str | None = None, lines: int = 128, batch_size: int = 16, repeats: int = 2
 ) -> dict[str, Any]:
     """Time each head alone and the account classifier with one and two heads."""
     from bot.config import Settings
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="backbone (.gguf, directory or hub id)")
     parser.add_argument("--lines", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     print(format_table(run(args.model, args.lines, args.batch_size)))
 

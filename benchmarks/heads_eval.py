@@ -47,7 +47,7 @@ def evaluate(
     head: Path,
     *,
     intent_labels: Sequence[str] = DEFAULT_INTENTS,
-    batch_size: int = 32,
+    batch_size: int = 16,
 ) -> dict[str, Any]:
     rows = read_examples(data)
     texts, gold = [r.text for r in rows], [r.label for r in rows]

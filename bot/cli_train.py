@@ -108,7 +108,7 @@ def classifier(
         typer.Option(help="Write the head here instead of registering it.", file_okay=False),
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training rows.")] = 3,
-    lr: Annotated[float, typer.Option(min=1e-7, help="AdamW learning rate.")] = 3e-4,
+    lr: Annotated[float, typer.Option(min=1e-7, help="AdamW learning rate.")] = 1e-3,
     max_length: Annotated[int, typer.Option(min=2, help="Tokens per text (the rest is cut).")] = 64,
     seed: Annotated[int, typer.Option(help="Split, shuffle and initialisation seed.")] = 0,
     lora_layers: Annotated[

@@ -7,6 +7,11 @@ on one model; here each head's `score` is a plain `nn.Linear` kept next to the m
 LoRA weights are loaded as named adapters switched per call. The backbone is loaded once per
 (base model, device) for the whole process: a GGUF checkpoint takes ~17 s to dequantize.
 
+Several heads over the same texts share their trunk: heads trained with LoRA on the last
+blocks only (`autoreply train classifier --lora-layers`, 8 of SmolLM2's 30 by default) compute the
+same hidden states below their first LoRA block, so `logits_many` runs those blocks once per batch
+and only the upper blocks once per head (intent + sentiment on SmolLM2: 38 block passes, not 60).
+
 Pooling takes the hidden state of the last real token, found from the attention mask (never
 from the pad token: SmolLM2's pad is its EOS, and GPT-2 uses EOS as pad too). Inputs are
 right-padded, so in a causal model that token never attends to padding. Training
@@ -19,7 +24,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +135,8 @@ class Backbone:
         self.device = next(model.parameters()).device
         self._peft: PeftModel | None = None
         self._heads: dict[str, torch.nn.Linear] = {}
+        self._first_lora: dict[str, int] = {}  # head -> its lowest LoRA block (0: all blocks)
+        self._blocks = _blocks(model)
         self._lock = threading.Lock()
 
     @classmethod
@@ -179,31 +186,79 @@ class Backbone:
             raise ValueError(f"weights that fit no layer: {unexpected[:3]}")
         peft_module: torch.nn.Module = self._peft
         peft_module.eval()
+        layers = config.layers_to_transform
+        if isinstance(layers, int):
+            layers = [layers]
+        self._first_lora[name] = min(layers) if layers else 0
         self._heads[name] = head.to(self.device, next(self.model.parameters()).dtype).eval()
 
-    @torch.inference_mode()
     def logits(
-        self, name: str, texts: Sequence[str], *, max_length: int, batch_size: int = 32
+        self, name: str, texts: Sequence[str], *, max_length: int, batch_size: int = 16
     ) -> torch.Tensor:
         """Logits of head `name` for `texts`, in order (rows of similar length batched)."""
+        return self.logits_many([name], texts, max_length=max_length, batch_size=batch_size)[name]
+
+    @torch.inference_mode()
+    def logits_many(
+        self, names: Sequence[str], texts: Sequence[str], *, max_length: int, batch_size: int = 16
+    ) -> dict[str, torch.Tensor]:
+        """Logits of each head in `names` for `texts`, in order; the blocks below every head's
+        first LoRA block run once per batch for all of them."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        out = {name: [torch.empty(0)] * len(texts) for name in names}
         with self._lock:
             assert self._peft is not None, "add_head first"
-            self._peft.set_adapter(name)
-            head = self._heads[name]
+            shared = min((self._first_lora[name] for name in names), default=0)
+            alone = len(names) == 1 or self._blocks is None  # nothing to share
+            trunk = [] if alone or self._blocks is None else list(self._blocks[:shared])
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = encode(self.tokenizer, [texts[i] for i in chunk], max_length)
-                logits = pooled_logits(
-                    self.model,
-                    batch["input_ids"].to(self.device),
-                    batch["attention_mask"].to(self.device),
-                    head,
-                ).float()
-                for row, i in enumerate(chunk):
-                    out[i] = logits[row].cpu()
-        return torch.stack(out) if out else torch.empty(0, 0)
+                ids = batch["input_ids"].to(self.device)
+                mask = batch["attention_mask"].to(self.device)
+                recorded: list[object] = []
+                for k, name in enumerate(names):
+                    self._peft.set_adapter(name)
+                    with _record(trunk, recorded) if k == 0 else _replay(trunk, recorded):
+                        logits = pooled_logits(self.model, ids, mask, self._heads[name]).float()
+                    for row, i in enumerate(chunk):
+                        out[name][i] = logits[row].cpu()
+        return {
+            name: torch.stack(rows) if rows else torch.empty(0, 0) for name, rows in out.items()
+        }
+
+
+def _blocks(model: PreTrainedModel) -> torch.nn.ModuleList | None:
+    """The model's stack of transformer blocks (Llama's `layers`, GPT-2's `h`), or None."""
+    count = getattr(model.config, "num_hidden_layers", None)
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return module
+    return None
+
+
+@contextmanager
+def _record(blocks: Sequence[torch.nn.Module], outputs: list[object]) -> Iterator[None]:
+    """Keep each block's output, in order, while the block runs."""
+    with ExitStack() as stack:
+        for block in blocks:
+            handle = block.register_forward_hook(lambda _m, _a, out: outputs.append(out))
+            stack.callback(handle.remove)
+        yield
+
+
+@contextmanager
+def _replay(blocks: Sequence[torch.nn.Module], outputs: Sequence[object]) -> Iterator[None]:
+    """Each block returns its recorded output instead of computing it. Patching `forward`
+    (not a hook) skips the work; whatever the model's loop does with a block's output (a
+    tensor in Llama, a tuple in GPT-2) it gets the same object again."""
+    for block, output in zip(blocks, outputs, strict=True):
+        block.forward = lambda *_a, _out=output, **_k: _out
+    try:
+        yield
+    finally:
+        for block in blocks:
+            del block.forward
 
 
 def _pop_head(weights: dict[str, torch.Tensor]) -> torch.nn.Linear:

@@ -34,6 +34,9 @@ HEAD_FILE = "head.json"  # task, temperature, max_length, base model
 LABELS_FILE = "labels.json"  # id2label
 SAFETY_PREFIX = "safety:"
 MODEL_VERSION_MAX = 128  # analyses.model_version is VARCHAR(128)
+# Rows per forward pass. On 2 CPU cores a 135M backbone does 18-21 lines/s with 8-16 rows and
+# 14 with 64 (benchmarks/heads_bench.py): small batches stay in cache and pad less.
+BATCH = 16
 
 
 class HeadRef(Protocol):
@@ -162,7 +165,11 @@ class HeadClassifier(Classifier):
     """Heads where the account has them, the lexical rules for the other tasks."""
 
     def __init__(
-        self, heads: Mapping[str, LoadedHead], fallback: LexicalClassifier, *, batch_size: int = 32
+        self,
+        heads: Mapping[str, LoadedHead],
+        fallback: LexicalClassifier,
+        *,
+        batch_size: int = BATCH,
     ) -> None:
         unknown = sorted(set(heads) - set(TASKS))
         if unknown:
@@ -186,8 +193,28 @@ class HeadClassifier(Classifier):
             return []
         rules_needed = "intent" not in self.heads or "sentiment" not in self.heads
         analyses = self.fallback.classify_many(texts) if rules_needed else None
-        probs = {task: h.probabilities(texts, self.batch_size) for task, h in self.heads.items()}
+        probs = self._probabilities(texts)
         return [self._one(i, analyses, probs) for i in range(len(texts))]
+
+    def _probabilities(self, texts: Sequence[str]) -> dict[str, list[list[float]]]:
+        """Each head's calibrated probabilities; heads on one backbone with the same max
+        length go through it together, so they share the blocks below their LoRA layers."""
+        groups: dict[tuple[int, int], list[str]] = {}
+        for task, head in self.heads.items():
+            groups.setdefault((id(head.backbone), head.spec.max_length), []).append(task)
+        probs: dict[str, list[list[float]]] = {}
+        for (_, max_length), tasks in groups.items():
+            specs = [self.heads[task].spec for task in tasks]
+            logits = self.heads[tasks[0]].backbone.logits_many(
+                [spec.name for spec in specs],
+                texts,
+                max_length=max_length,
+                batch_size=self.batch_size,
+            )
+            for task, spec in zip(tasks, specs, strict=True):
+                rows = logits[spec.name].tolist()
+                probs[task] = [softmax_t(row, spec.temperature) for row in rows]
+        return {task: probs[task] for task in self.heads}
 
     def _one(
         self, i: int, rules: list[Analysis] | None, probs: Mapping[str, list[list[float]]]

@@ -26,9 +26,10 @@ def make_head(
     *,
     seed: int | None = None,
     temperature: float = 1.0,
+    lora_layers: int = 8,
 ) -> Path:
     """Save a head in `out`. seed None: zero score layer; else random LoRA and score weights."""
-    config = HeadConfig(task=task)
+    config = HeadConfig(task=task, lora_layers=lora_layers)
     model, tokenizer = build_model(str(base_dir), labels, config, device="cpu")
     generator = torch.Generator().manual_seed(seed or 0)
     with torch.no_grad():

@@ -228,3 +228,83 @@ def test_the_service_gives_each_account_its_promoted_heads(
     assert isinstance(built["broken"], LexicalClassifier)  # logged, and the rules serve
     assert f"broken: loading classifier heads failed: classifier head {broken}" in caplog.text
     db.dispose()
+
+
+def _tiny_llama(tiny_model_dir: Path, out: Path) -> Path:
+    """A random 3-block Llama (SmolLM2's architecture) with the tiny GPT-2's tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_heads_share_the_blocks_below_their_lora_layers(
+    tiny_model_dir: Path, tmp_path: Path, arch: str
+) -> None:
+    """Two heads with LoRA on the top block only: the lower blocks run once per batch for
+    both, and each head's logits are what it computes alone."""
+    base = tiny_model_dir if arch == "gpt2" else _tiny_llama(tiny_model_dir, tmp_path / "llama")
+    s = make_head(base, tmp_path / "s", "sentiment", SENTIMENTS, seed=1, lora_layers=1)
+    i = make_head(base, tmp_path / "i", "intent", DEFAULT_INTENTS, seed=2, lora_layers=1)
+    backbone = shared_backbone(str(base), "cpu")
+    backbone.add_head("s", s)
+    backbone.add_head("i", i)
+    alone = {name: backbone.logits(name, TEXTS, max_length=64, batch_size=3) for name in "si"}
+    blocks = backbone._blocks
+    assert blocks is not None and len(blocks) in (2, 3)
+    # Hooks on a part inside each block count the blocks' real work (a block hook would also
+    # count the replayed calls).
+    calls = {"first": 0, "last": 0}
+    hooks = [
+        next(blocks[where].children()).register_forward_hook(
+            lambda *_, key=key: calls.__setitem__(key, calls[key] + 1)
+        )
+        for where, key in ((0, "first"), (-1, "last"))
+    ]
+    try:
+        together = backbone.logits_many(["s", "i"], TEXTS, max_length=64, batch_size=3)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    batches = 2  # 4 texts in batches of 3
+    assert calls == {"first": batches, "last": 2 * batches}
+    for name in "si":
+        assert torch.allclose(together[name], alone[name], atol=1e-5), name
+    # The blocks compute again afterwards (nothing left patched).
+    assert torch.allclose(backbone.logits("i", TEXTS, max_length=64), alone["i"], atol=1e-5)
+
+
+def test_heads_with_lora_everywhere_share_nothing_and_stay_right(
+    tiny_model_dir: Path, tmp_path: Path, account: Account
+) -> None:
+    """Default heads on the 2-block model put LoRA on every block: the classifier still gets
+    each head's own answer when it runs them together."""
+    s = make_head(tiny_model_dir, tmp_path / "s", "sentiment", SENTIMENTS, seed=1)
+    i = make_head(tiny_model_dir, tmp_path / "i", "intent", DEFAULT_INTENTS, seed=2)
+    both = load_account_classifier(
+        SETTINGS, account, {"sentiment": ("s-v1", str(s)), "intent": ("i-v1", str(i))}
+    )
+    assert isinstance(both, HeadClassifier)
+    backbone = both.backbones[0]
+    analyses = both.classify_many(TEXTS)
+    for task, name in (("sentiment", "s-v1"), ("intent", "i-v1")):
+        logits = backbone.logits(name, TEXTS, max_length=64)
+        labels = both.heads[task].spec.labels
+        expected = [labels[int(row.argmax())] for row in logits]
+        got = [a.sentiment.value if task == "sentiment" else a.intent for a in analyses]
+        assert got == expected, task
