@@ -1,0 +1,105 @@
+"""Fixed train and held-out splits for a safety head, from the public data in ../shared/data.
+
+`python -m benchmarks.safety_splits --data ../shared/data --out DIR` writes `{"text", "label"}`
+JSON lines with the labels `neither`, `offensive`, `hate` and `unsafe_request`:
+
+* `safety_train.jsonl`, for `autoreply train classifier --task safety --data`;
+* `safety_heldout.jsonl`, never trained on, each row with a `source` for the per-set figures
+  of `benchmarks.safety_head_eval`.
+
+Every source is shuffled with `random.Random(seed)` and cut in the same place each time:
+Davidson tweets (hate, offensive, neither; `--davidson` per class to train, half that held
+out), AdvBench harmful requests (70% train), ToxiGen statements (implicit hate / neutral, half
+and half; neutral becomes `neither`), and airline tweets as ordinary brand traffic (`neither`,
+taken from the end of the shuffled file so they never meet the sentiment splits of
+`benchmarks.airline_splits`). The data is not part of the project; write these files outside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, str]
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _write(path: Path, rows: list[Row]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _cut(rows: list[Row], share: float) -> tuple[list[Row], list[Row]]:
+    at = round(len(rows) * share)
+    return rows[:at], rows[at:]
+
+
+def write_splits(
+    data: Path, out: Path, *, seed: int = 0, davidson: int = 900, airline: int = 900
+) -> dict[str, int]:
+    """Write both files into `out`; returns their row counts."""
+    out.mkdir(parents=True, exist_ok=True)
+    train: list[Row] = []
+    heldout: list[Row] = []
+
+    tweets = _read(data / "safety" / "davidson_tweets.jsonl")
+    random.Random(seed).shuffle(tweets)
+    for label in ("hate", "offensive", "neither"):
+        rows = [{"text": r["text"], "label": label} for r in tweets if r["label"] == label]
+        train += rows[:davidson]
+        heldout += [{**r, "source": "davidson"} for r in rows[davidson : davidson + davidson // 2]]
+
+    harmful = [
+        {"text": r["text"], "label": "unsafe_request"}
+        for r in _read(data / "safety" / "harmful_requests.jsonl")
+    ]
+    random.Random(seed).shuffle(harmful)
+    first, rest = _cut(harmful, 0.7)
+    train += first
+    heldout += [{**r, "source": "harmful_requests"} for r in rest]
+
+    statements = [
+        {"text": r["text"], "label": "hate" if r["label"] == "hate" else "neither"}
+        for r in _read(data / "safety" / "toxigen_statements.jsonl")
+    ]
+    random.Random(seed).shuffle(statements)
+    first, rest = _cut(statements, 0.5)
+    train += first
+    heldout += [{**r, "source": "toxigen"} for r in rest]
+
+    brand = [
+        {"text": r["text"], "label": "neither"} for r in _read(data / "airline" / "tweets.jsonl")
+    ]
+    random.Random(seed).shuffle(brand)
+    brand = brand[-airline - airline // 2 :]
+    train += brand[:airline]
+    heldout += [{**r, "source": "airline"} for r in brand[airline:]]
+
+    random.Random(seed).shuffle(train)
+    _write(out / "safety_train.jsonl", train)
+    _write(out / "safety_heldout.jsonl", heldout)
+    return {"safety_train": len(train), "safety_heldout": len(heldout)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="the ../shared/data folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--davidson", type=int, default=900, help="training rows per class")
+    args = parser.parse_args()
+    counts = write_splits(args.data, args.out, seed=args.seed, davidson=args.davidson)
+    for name, n in counts.items():
+        print(f"{args.out / name}.jsonl: {n} rows")
+
+
+if __name__ == "__main__":
+    main()
