@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from bot.domain import Analysis, Verdict
 from bot.nlp.classify import Classifier, LexicalClassifier
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.safety.gate import SafetyGate
 from bot.safety.toxicity import ProfanityCheckWorker, ToxicityScorer
 
@@ -87,12 +88,14 @@ def run_classify(
     toxicity: ToxicityScorer | None = None,
     classifier: Classifier | None = None,
     safety_verdicts: Mapping[str, str] | None = None,
+    context: CheckContext = NO_CONTEXT,
 ) -> int:
     """Classify every line of `source` into JSON lines on `out`; returns the number of rows.
 
     `classifier` defaults to the lexical rules over `intent_labels` (an account's
     `HeadClassifier` replaces it); `safety_verdicts` maps a safety head's label to the verdict
-    it asks for at least (bot.nlp.heads.with_safety_head).
+    it asks for at least (bot.nlp.heads.with_safety_head). `context` carries the account's
+    safety rules (its toxicity thresholds override the two above where it sets them).
 
     Output is in input order and flushed after each batch; a batch is written once its
     toxicity scores are in and the next batch has been read (or the input ended). `toxicity`
@@ -116,7 +119,7 @@ def run_classify(
             analyses = classify.with_toxicity(batch.analyses, scores)
             lines = []
             for analysis, tox, flags in zip(analyses, scores, batch.flags, strict=True):
-                verdict = gate.decide(tox, flags)
+                verdict = gate.decide(tox, flags, context)
                 head = None
                 if safety_verdicts is not None:
                     from bot.nlp.heads import safety_label, with_safety_head
@@ -131,7 +134,9 @@ def run_classify(
         while texts := list(islice(lines_iter, batch_size)):
             rows += len(texts)
             pending = scorer.submit(texts)  # first, so the worker never waits on us
-            ahead.append(_Batch(classify.classify_many(texts), gate.flags("input", texts), pending))
+            ahead.append(
+                _Batch(classify.classify_many(texts), gate.flags("input", texts, context), pending)
+            )
             while ahead and (ahead[0].toxicity.done() or len(ahead) > MAX_AHEAD):
                 emit(ahead.popleft())
         while ahead:
@@ -179,6 +184,7 @@ def classify_file(
                 toxicity=worker,
                 classifier=classifier,
                 safety_verdicts=settings.safety_label_verdicts if classifier is not None else None,
+                context=target.check_context(),
             )
 
 

@@ -66,7 +66,7 @@ def test_verdicts_use_toxicity_and_flags() -> None:
     scorer = MappedToxicity({"you are a fucking idiot": 0.99, "meh": 0.6})
     rows = classify(b"you are a fucking idiot\nmeh\ncall me on +44 20 7946 0958\n", toxicity=scorer)
     assert [r["safety"] for r in rows] == [
-        {"verdict": "block", "toxicity": 0.99, "flags": ["toxic"]},
+        {"verdict": "block", "toxicity": 0.99, "flags": ["toxic", "abuse"]},  # a profanity stem
         {"verdict": "review", "toxicity": 0.6, "flags": ["toxic"]},
         {"verdict": "review", "toxicity": 0.01, "flags": ["pii_phone"]},
     ]

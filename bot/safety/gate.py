@@ -1,9 +1,12 @@
 """The safety gate: toxicity plus every registered check, folded into one `Verdict` per text.
 
-- block:  toxicity >= toxicity_block (never sent);
+- block:  toxicity >= toxicity_block, or a draft raises one of BLOCKING_DRAFT_FLAGS (never
+          sent: a moderator must edit, reject or override it);
 - review: toxicity >= toxicity_review (flag "toxic") or any other flag;
 - allow:  otherwise.
-Incoming messages get the "input" checks (no length cap); drafts get the "draft" checks.
+Incoming messages get the "input" checks (no length cap); drafts get the "draft" checks. A
+`CheckContext` per call carries the user's message, the persona and the account's rules (its
+own toxicity thresholds and lists), so one gate serves every account.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.domain import Verdict, VerdictAction
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.safety.registry import Check, Limits, Stage, registered_checks
 from bot.safety.toxicity import ProfanityCheckScorer, ToxicityScorer
 
@@ -19,6 +23,9 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 TOXIC = "toxic"
+# Draft flags that block rather than ask: what must never reach a user even by mistake.
+# Another sampled candidate or the fallback reply takes the draft's place (candidate_choice).
+BLOCKING_DRAFT_FLAGS = frozenset({"pii_card", "pii_iban", "blocklisted", "persona_leak"})
 
 
 class SafetyGate:
@@ -61,16 +68,28 @@ class SafetyGate:
             max_reply_chars=settings.max_reply_chars,
         )
 
-    def flags(self, stage: Stage, texts: Sequence[str]) -> list[tuple[str, ...]]:
-        """Flags of the text-only checks (no model), for callers that overlap the model."""
+    def flags(
+        self, stage: Stage, texts: Sequence[str], context: CheckContext = NO_CONTEXT
+    ) -> list[tuple[str, ...]]:
+        """Flags of the checks (no model), for callers that overlap the model."""
         checks = [c for c in self._checks if stage in c.stages]
-        return [tuple(f for c in checks for f in c.check(text)) for text in texts]
+        return [tuple(f for c in checks for f in c.check_with(text, context)) for text in texts]
 
-    def decide(self, toxicity: float, flags: tuple[str, ...]) -> Verdict:
-        """Fold a toxicity score and the check flags into a verdict."""
-        if toxicity >= self.toxicity_review:
+    def decide(
+        self,
+        toxicity: float,
+        flags: tuple[str, ...],
+        context: CheckContext = NO_CONTEXT,
+        stage: Stage = "input",
+    ) -> Verdict:
+        """Fold a toxicity score and the check flags into a verdict, with the account's
+        thresholds where `context.rules` sets them."""
+        rules = context.rules
+        review = self.toxicity_review if rules.toxicity_review is None else rules.toxicity_review
+        block = self.toxicity_block if rules.toxicity_block is None else rules.toxicity_block
+        if toxicity >= review:
             flags = (TOXIC, *flags)
-        if toxicity >= self.toxicity_block:
+        if toxicity >= block or (stage == "draft" and not BLOCKING_DRAFT_FLAGS.isdisjoint(flags)):
             action = VerdictAction.BLOCK
         elif flags:
             action = VerdictAction.REVIEW
@@ -78,18 +97,26 @@ class SafetyGate:
             action = VerdictAction.ALLOW
         return Verdict(action=action, toxicity=toxicity, flags=flags)
 
-    def _check(self, stage: Stage, texts: Sequence[str]) -> list[Verdict]:
+    def _check(self, stage: Stage, texts: Sequence[str], context: CheckContext) -> list[Verdict]:
         pending = self.toxicity.submit(texts)  # a worker scores while the checks run here
-        flags = self.flags(stage, texts)
-        return [self.decide(t, f) for t, f in zip(pending.result(), flags, strict=True)]
+        flags = self.flags(stage, texts, context)
+        return [
+            self.decide(t, f, context, stage) for t, f in zip(pending.result(), flags, strict=True)
+        ]
 
-    def check_inputs(self, texts: Sequence[str]) -> list[Verdict]:
-        """Verdicts for incoming messages: toxicity, PII, language; no length cap."""
-        return self._check("input", texts)
+    def check_inputs(
+        self, texts: Sequence[str], context: CheckContext = NO_CONTEXT
+    ) -> list[Verdict]:
+        """Verdicts for incoming messages: toxicity, PII, language; no length cap. Only the
+        context's thresholds matter here."""
+        return self._check("input", texts, context)
 
-    def check_drafts(self, texts: Sequence[str]) -> list[Verdict]:
-        """Verdicts for generated replies: the input checks plus length."""
-        return self._check("draft", texts)
+    def check_drafts(
+        self, texts: Sequence[str], context: CheckContext = NO_CONTEXT
+    ) -> list[Verdict]:
+        """Verdicts for replies to one message (`context`): the input checks plus the draft
+        ones (length, quality, links, blocklist, echo, persona leak, commitments)."""
+        return self._check("draft", texts, context)
 
-    def check_draft(self, text: str) -> Verdict:
-        return self.check_drafts([text])[0]
+    def check_draft(self, text: str, context: CheckContext = NO_CONTEXT) -> Verdict:
+        return self.check_drafts([text], context)[0]

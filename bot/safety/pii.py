@@ -1,14 +1,15 @@
-"""Personal data in a text: e-mail addresses, phone numbers and payment card numbers.
+"""Personal data in a text: e-mail addresses, phone numbers, payment card numbers and IBANs.
 
-`PiiCheck` flags them for the safety gate; `scrub` replaces them (and IBANs and URLs with a
-query string, which may carry tokens or ids) with placeholders such as `<email>`, for texts
+`PiiCheck` flags them for the safety gate; `scrub` replaces them (and URLs with a query
+string, which may carry tokens or ids) with placeholders such as `<email>`, for texts
 that leave the database as training data.
 
 Tuned against false positives that support traffic is full of: order numbers ("#48213",
 "order 1234567890"), dates, prices, times and quantities are not flagged. A bare run of digits
 counts as a phone number only with a '+' or '00' prefix, a trunk '0', North-American grouping,
 or a phone word ("call", "whatsapp", ...) just before it. Card numbers need 13-19 digits, a
-valid Luhn checksum and a first digit a card network uses (2-6).
+valid Luhn checksum and a first digit a card network uses (2-6); IBANs need a valid mod-97
+checksum.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from bot.safety.normalize import fold
 from bot.safety.registry import Check, Stage
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -157,13 +159,23 @@ def scrub(text: str) -> str:
 
 
 class PiiCheck(Check):
-    """Flags e-mail addresses, phone numbers and card numbers in inputs and drafts."""
+    """Flags e-mail addresses, phone numbers, card numbers and IBANs in inputs and drafts."""
 
     name = "pii"
     stages: ClassVar[frozenset[Stage]] = frozenset({"input", "draft"})
-    flags = ("pii_email", "pii_phone", "pii_card")
+    flags = ("pii_email", "pii_phone", "pii_card", "pii_iban")
 
     def check(self, text: str) -> tuple[str, ...]:
+        found = self._find(text)
+        # The raw text first (folding turns digits into letters); then its NFKC form without
+        # invisible characters, for fullwidth digits and "name\u200b@mail.com".
+        plain = fold(text).plain
+        if plain != text:
+            again = self._find(plain)
+            found = tuple(f for f in self.flags if f in found or f in again)
+        return found
+
+    def _find(self, text: str) -> tuple[str, ...]:
         found = []
         if ("@" in text and EMAIL.search(text)) or (
             "dot" in text.lower() and EMAIL_SPELLED.search(text)
@@ -174,4 +186,6 @@ class PiiCheck(Check):
                 found.append("pii_phone")
             if find_cards(text):
                 found.append("pii_card")
+            if find_ibans(text):
+                found.append("pii_iban")
         return tuple(found)

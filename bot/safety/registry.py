@@ -3,6 +3,10 @@
 A check family (PII, length, language, ...) subclasses `Check` and is registered once in
 `bot/safety/__init__.py`; `SafetyGate` builds every registered check that applies to the stage
 it judges. Toxicity is not a check: it is a model score the gate turns into the "toxic" flag.
+
+Most checks judge the text alone (`Check.check`). A check that needs the user's message, the
+persona or the account's lists subclasses `ContextCheck` and overrides `check_with`; the gate
+calls `check_with(text, context)` on every check.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+from bot.safety.context import NO_CONTEXT, CheckContext
 
 Stage = Literal["input", "draft"]
 
@@ -38,6 +44,24 @@ class Check(ABC):
     @abstractmethod
     def check(self, text: str) -> tuple[str, ...]:
         """The flags `text` raises, a subset of `flags` in that order; () when clean."""
+
+    def check_with(self, text: str, context: CheckContext) -> tuple[str, ...]:
+        """What the gate calls; a check of the text alone ignores the context."""
+        return self.check(text)
+
+
+class ContextCheck(Check):
+    """A check that reads the context (the user's message, the persona, the account's rules).
+
+    Override `check_with`; `check(text)` runs it with an empty context.
+    """
+
+    def check(self, text: str) -> tuple[str, ...]:
+        return self.check_with(text, NO_CONTEXT)
+
+    @abstractmethod
+    def check_with(self, text: str, context: CheckContext) -> tuple[str, ...]:
+        """The flags `text` raises in `context`, a subset of `flags` in that order."""
 
 
 _CHECKS: dict[str, type[Check]] = {}
