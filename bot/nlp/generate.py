@@ -367,11 +367,15 @@ class ReplyGenerator:
         best = ranked[0]
         fallback_used = best.dropped is not None or not best.text
         if fallback_used:
+            # What the model wrote goes to DEBUG only: at INFO and above, logs carry no bodies.
             log.warning(
-                "no usable draft among %d candidate(s), using the fallback reply (raw=%r)",
+                "no usable draft among %d candidate(s), using the fallback reply (best raw "
+                "output: %d characters, dropped as %s)",
                 len(ranked),
-                best.raw[:200],
+                len(best.raw),
+                best.dropped.value if best.dropped is not None else "empty",
             )
+            log.debug("raw output of the dropped draft: %r", best.raw[:200])
         return Draft(
             text=style.fallback_reply if fallback_used else best.text,
             raw=best.raw,

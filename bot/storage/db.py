@@ -62,6 +62,9 @@ def _sqlite_begin(connection: Any) -> None:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url`, with the SQLite pragmas wired in."""
+    # Statement parameters hold message texts; keep them out of error messages and tracebacks,
+    # which end up in logs.
+    kwargs.setdefault("hide_parameters", True)
     try:
         if url.startswith("sqlite"):
             engine = create_engine(
