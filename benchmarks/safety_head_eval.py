@@ -8,8 +8,9 @@ head's label (`bot.nlp.heads.with_safety_head`, the pipeline's rule, with the de
 `safety_label_verdicts`):
 
 * the share caught (verdict not allow) of harmful requests and of ToxiGen's implicit hate;
-* the share flagged of ToxiGen's neutral statements about minorities, of ordinary airline
-  tweets, and of the safe look-alikes in `--lookalikes` (one message a line);
+* the share flagged of ToxiGen's neutral statements about minorities, of the held-out third of
+  our own neutral statements about groups, of ordinary airline tweets, and of the safe
+  look-alikes in `--lookalikes` (one message a line);
 * on the Davidson tweets, the macro-F1 of "verdict is not allow" against "offensive or hate".
 
 Used for the figures in docs/SAFETY.md. Needs the public data, so never part of the tests.
@@ -67,6 +68,7 @@ def measure(
         "implicit_hate_caught": _share(by.get(("toxigen", "hate"), [])),
         "neutral_minority_flagged": _share(by.get(("toxigen", "neither"), [])),
         "airline_flagged": _share(by.get(("airline", "neither"), [])),
+        "written_neutral_flagged": _share(by.get(("neutral_written", "neither"), [])),
         "lookalikes_flagged": _share(flagged(lookalikes)) if lookalikes else None,
         "davidson_macro_f1": round(_macro_f1([g for g, _ in davidson], [f for _, f in davidson]), 3)
         if davidson

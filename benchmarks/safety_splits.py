@@ -12,7 +12,11 @@ Davidson tweets (hate, offensive, neither; `--davidson` per class to train, half
 out), AdvBench harmful requests (70% train), ToxiGen statements (implicit hate / neutral, half
 and half; neutral becomes `neither`), and airline tweets as ordinary brand traffic (`neither`,
 taken from the end of the shuffled file so they never meet the sentiment splits of
-`benchmarks.airline_splits`). The data is not part of the project; write these files outside it.
+`benchmarks.airline_splits`). With `--neutral FILE` (default: the project's hand-written
+`benchmarks/data/neutral_group_statements.txt`), two thirds of those neutral statements about
+identity groups train as `neither` and a third is held out: ToxiGen alone has too few neutral
+statements to teach a head that talking about a group is not hate. The data is not part of the
+project; write these files outside it.
 """
 
 from __future__ import annotations
@@ -42,8 +46,17 @@ def _cut(rows: list[Row], share: float) -> tuple[list[Row], list[Row]]:
     return rows[:at], rows[at:]
 
 
+NEUTRAL = Path(__file__).parent / "data" / "neutral_group_statements.txt"
+
+
 def write_splits(
-    data: Path, out: Path, *, seed: int = 0, davidson: int = 900, airline: int = 900
+    data: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    davidson: int = 900,
+    airline: int = 900,
+    neutral: Path | None = NEUTRAL,
 ) -> dict[str, int]:
     """Write both files into `out`; returns their row counts."""
     out.mkdir(parents=True, exist_ok=True)
@@ -83,6 +96,18 @@ def write_splits(
     train += brand[:airline]
     heldout += [{**r, "source": "airline"} for r in brand[airline:]]
 
+    if neutral is not None:
+        lines = neutral.read_text(encoding="utf-8").splitlines()
+        written = [
+            {"text": line.strip(), "label": "neither"}
+            for line in lines
+            if line.strip() and not line.startswith("#")
+        ]
+        random.Random(seed).shuffle(written)
+        first, rest = _cut(written, 2 / 3)
+        train += first
+        heldout += [{**r, "source": "neutral_written"} for r in rest]
+
     random.Random(seed).shuffle(train)
     _write(out / "safety_train.jsonl", train)
     _write(out / "safety_heldout.jsonl", heldout)
@@ -95,8 +120,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--davidson", type=int, default=900, help="training rows per class")
+    parser.add_argument("--neutral", type=Path, default=NEUTRAL, help="neutral statements")
+    parser.add_argument("--no-neutral", action="store_true", help="leave them out")
     args = parser.parse_args()
-    counts = write_splits(args.data, args.out, seed=args.seed, davidson=args.davidson)
+    counts = write_splits(
+        args.data,
+        args.out,
+        seed=args.seed,
+        davidson=args.davidson,
+        neutral=None if args.no_neutral else args.neutral,
+    )
     for name, n in counts.items():
         print(f"{args.out / name}.jsonl: {n} rows")
 

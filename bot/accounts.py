@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr
 
-from bot.account_tables import AccountTable, TelegramSection
+from bot.account_tables import AccountTable, PolicySection, SafetySection, TelegramSection
+from bot.business_hours import DEFAULT_AWAY, BusinessHours, parse_days
 from bot.config import Settings, config_file
-from bot.domain import Mode, ReplyStyle
+from bot.domain import DecisionAction, Mode, ReplyStyle
 from bot.errors import ConfigError
+from bot.policy import DEFAULT_RULES, Policy, PolicyRule
+from bot.safety.context import CheckContext, SafetyRules
 
 DEFAULT_NAME = "default"
 DEFAULT_COOLDOWN_S = 5.0
@@ -66,6 +69,15 @@ class Account:
     adapter: str | None = None  # pinned LoRA adapter directory; None: the active one
     telegram: TelegramSection | None = None
     is_default: bool = False
+    # Decision rules, handoff, send delay, business hours.
+    policy: Policy = field(default_factory=Policy)
+    # The safety gate's thresholds and lists for this account ([accounts.safety]).
+    safety: SafetyRules = field(default_factory=SafetyRules)
+
+    def check_context(self, user_text: str = "") -> CheckContext:
+        """What the safety gate needs to judge this account's drafts (and, for the
+        thresholds, its incoming messages)."""
+        return CheckContext(user_text=user_text, persona=self.style.persona, rules=self.safety)
 
     @property
     def review_chat_id(self) -> str | None:
@@ -217,6 +229,8 @@ def _flat_account(settings: Settings) -> Account:
         adapter=settings.adapter,
         telegram=telegram,
         is_default=True,
+        policy=_policy(None, settings, settings.intent_labels, DEFAULT_NAME),
+        safety=_safety(SafetySection(), settings, DEFAULT_NAME),
     )
 
 
@@ -261,6 +275,80 @@ def _from_table(table: AccountTable, settings: Settings) -> Account:
         adapter=table.adapter or settings.adapter,
         telegram=telegram,
         is_default=table.default,
+        policy=_policy(
+            table.policy, settings, table.intent_labels or settings.intent_labels, where
+        ),
+        safety=_safety(table.safety, settings, where),
+    )
+
+
+def _safety(section: SafetySection, settings: Settings, where: str) -> SafetyRules:
+    """The account's `[accounts.safety]`; unset thresholds stay None (the process-wide ones),
+    but the pair in force must still be in order."""
+    review = section.toxicity_review
+    block = section.toxicity_block
+    in_force = (
+        review if review is not None else settings.toxicity_review,
+        block if block is not None else settings.toxicity_block,
+    )
+    if in_force[1] < in_force[0]:
+        raise ConfigError(
+            f"{where}: safety.toxicity_block: {in_force[1]} is below the toxicity_review in "
+            f"force ({in_force[0]}); set both in [accounts.safety] so that review <= block"
+        )
+    return SafetyRules(
+        toxicity_review=review,
+        toxicity_block=block,
+        own_handle=section.own_handle,
+        allowed_domains=section.allowed_domains,
+        allowed_handles=section.allowed_handles,
+        blocklist=section.blocklist,
+        commitment_phrases=section.commitment_phrases,
+        approved_phrases=section.approved_phrases,
+    )
+
+
+def _policy(
+    section: PolicySection | None, settings: Settings, intents: tuple[str, ...], where: str
+) -> Policy:
+    """The account's `[accounts.policy]` over the documented defaults (bot/policy.py)."""
+    section = section or PolicySection()
+    rules: tuple[PolicyRule, ...] = DEFAULT_RULES
+    if section.rules is not None:
+        rules = tuple(
+            PolicyRule(DecisionAction(r.action), r.intent, r.sentiment, r.strike)
+            for r in section.rules
+        )
+    for rule in rules:
+        if rule.intent is not None and rule.intent not in intents and section.rules is not None:
+            raise ConfigError(
+                f"{where}: policy.rules: {rule.intent!r} is not one of the account's intent "
+                f"labels ({', '.join(intents)}); fix the rule or add the label"
+            )
+    hours = None
+    if section.business_hours is not None:
+        table = section.business_hours
+        hours = BusinessHours(
+            time_zone=table.time_zone,
+            days=parse_days(table.days),
+            opens=table.opens,
+            closes=table.closes,
+            outside=table.outside,
+            away_message=table.away_message or DEFAULT_AWAY,
+        )
+    defaults = Policy()
+    return Policy(
+        rules=rules,
+        min_confidence=(
+            section.min_confidence
+            if section.min_confidence is not None
+            else settings.policy_min_confidence
+        ),
+        handoff=section.handoff,
+        handoff_reply=section.handoff_reply or defaults.handoff_reply,
+        safe_response=section.safe_response or defaults.safe_response,
+        send_delay_s=section.send_delay_s,
+        hours=hours,
     )
 
 

@@ -14,6 +14,8 @@ import typer
 
 from bot.cli_adapters import adapters_app
 from bot.cli_data import export, labels_app
+from bot.cli_moderation import chats_app, queue_cancel, queue_pending, queue_reply, users_app
+from bot.cli_privacy import db_prune, erase_user
 from bot.cli_train import train_app
 from bot.errors import AutoreplyError
 
@@ -40,6 +42,12 @@ app.add_typer(train_app, name="train")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(labels_app, name="labels")
 app.command()(export)
+app.add_typer(users_app, name="users")
+app.add_typer(chats_app, name="chats")
+for verb, command in (("reply", queue_reply), ("pending", queue_pending), ("cancel", queue_cancel)):
+    queue_app.command(verb)(command)
+app.command("erase-user")(erase_user)
+db_app.command("prune")(db_prune)
 
 AccountOption = Annotated[
     str | None,
@@ -131,8 +139,8 @@ def bench(
     which: Annotated[
         str,
         typer.Argument(
-            help="classify, telegram, accounts, generate, heads, train or all (heads and train "
-            "are not in all).",
+            help="classify, safety, telegram, accounts, generate, heads, train or all (heads and "
+            "train are not in all).",
             case_sensitive=False,
         ),
     ] = "all",
@@ -157,7 +165,7 @@ def bench(
     """Run the benchmarks side by side with their baselines (see docs/PERFORMANCE.md)."""
     from bot.errors import InputError
 
-    choices = ("classify", "telegram", "accounts", "generate", "heads", "train", "all")
+    choices = ("classify", "safety", "telegram", "accounts", "generate", "heads", "train", "all")
     if which not in choices:
         raise InputError(f"unknown benchmark {which!r}; choose {', '.join(choices)}")
     try:
@@ -170,6 +178,10 @@ def bench(
     if which in ("classify", "all"):
         command = [sys.executable, "-m", "bot", "classify"]  # the real CLI, start-up included
         typer.echo(classify_bench.format_table(classify_bench.run(lines=lines, command=command)))
+    if which in ("safety", "all"):  # the rule-based input checks, in process, per message
+        from benchmarks import safety_checks_bench
+
+        typer.echo(safety_checks_bench.format_table(safety_checks_bench.run(lines)))
     if which in ("telegram", "all"):
         telegram_bench.run(model, messages, chats)
     if which in ("accounts", "all"):
@@ -245,7 +257,10 @@ def _moderation() -> tuple[ModerationService, Settings, Accounts]:
 
     # A label correction must use the labels of the draft's account (consoles share them).
     intents = {n: a.intent_labels for a in accounts.all for n in (a.name, a.console().name)}
-    service = ModerationService(db, gate=gate, wake=console_wake(db), intent_labels=intents)
+    contexts = {n: a.check_context() for a in accounts.all for n in (a.name, a.console().name)}
+    service = ModerationService(
+        db, gate=gate, wake=console_wake(db), intent_labels=intents, contexts=contexts
+    )
     return service, settings, accounts
 
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from bot.commands_chats import CHAT_COMMANDS, chat_command
+from bot.commands_chats import HELP as CHAT_HELP
 from bot.domain import Actor, ChatKind, DecisionAction, Incoming
 from bot.errors import InputError, NotFoundError, PermissionDeniedError
 from bot.labels import parse_assignments
@@ -60,7 +62,7 @@ def answer_command(
     name = name.lower()
     is_moderator = actor.may_act_on(incoming.account)
     if name in ("start", "help"):
-        reply = CommandReply(USER_HELP + (MODERATOR_HELP if is_moderator else ""))
+        reply = CommandReply(USER_HELP + (MODERATOR_HELP + CHAT_HELP if is_moderator else ""))
     elif name == "id":
         reply = CommandReply(f"Chat id: {incoming.chat_id}\nYour user id: {incoming.user_id}")
     elif name in ("pause", "resume"):
@@ -80,6 +82,18 @@ def answer_command(
             reply = CommandReply(outcome.message, changed=f"{name} {outcome.message}")
     elif name == "label":
         reply = _label(session, incoming, args, actor, moderation)
+    elif name in CHAT_COMMANDS:
+        reply = CommandReply(
+            chat_command(
+                session,
+                incoming,
+                name,
+                args,
+                actor=actor,
+                in_review_chat=in_review_chat,
+                moderation=moderation,
+            )
+        )
     elif incoming.chat_kind is ChatKind.PRIVATE:
         reply = CommandReply(f"I don't know /{name}. Send /help to see what I can do.")
     else:

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     )
     toxicity_review: float = Field(0.5, ge=0.0, le=1.0, description="Review at this toxicity.")
     toxicity_block: float = Field(0.85, ge=0.0, le=1.0, description="Block at this toxicity.")
+    # --- decision policy (per-account rules: [accounts.policy], bot/account_tables.py) ---
+    policy_min_confidence: float = Field(
+        0.2, ge=0.0, le=1.0, description="Review when intent or sentiment is less likely."
+    )
+    queue_expiry_h: float = Field(
+        48.0, ge=0.0, description="Queued drafts older than this expire unsent (0: never)."
+    )
     # --- telegram ------------------------------------------------------------------------
     telegram_token: SecretStr | None = Field(
         None, description="Bot token from @BotFather; setting it starts the Telegram channel."
@@ -226,6 +233,19 @@ class Settings(BaseSettings):
             "unsafe_request": "block",
         },
         description="Safety head label -> allow / review / block; unknown labels review.",
+    )
+    # --- privacy -------------------------------------------------------------------------
+    redact_pii: bool = Field(
+        False,
+        description="Replace e-mail addresses, phone, card and IBAN numbers and URLs with a query "
+        "string by placeholders (<email>, ...) in messages and model drafts before they are "
+        "stored and handled. Off by default: moderators often need them (the order's e-mail).",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Remove messages, drafts and sent replies older than this many days, daily "
+        "(queued drafts and unsent replies are kept); 0 keeps everything.",
     )
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python logging level name.")

@@ -47,6 +47,7 @@ class DraftStatus(StrEnum):
     REJECTED = "rejected"
     SENT = "sent"
     FAILED = "failed"
+    EXPIRED = "expired"  # waited in the queue past AUTOREPLY_QUEUE_EXPIRY_H; nothing sent
 
 
 class OutboxStatus(StrEnum):
@@ -55,6 +56,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    CANCELLED = "cancelled"  # a moderator stopped a delayed send before it was due
 
 
 class ModerationKind(StrEnum):
@@ -71,6 +73,16 @@ class ModerationKind(StrEnum):
     RELABEL = "relabel"  # a moderator corrected a message's intent or sentiment
     PROMOTE = "promote"  # an adapter version became the active one
     ROLLBACK = "rollback"  # the active adapter was retired and its predecessor restored
+    REPLY = "reply"  # a moderator's own reply in a chat handed to people
+    CANCEL = "cancel"  # a delayed send stopped before it went out
+    BAN = "ban"
+    UNBAN = "unban"
+    HANDOFF = "handoff"  # a chat handed from the bot to the moderators
+    HANDBACK = "handback"  # ... and given back to the bot
+    EXPIRE = "expire"  # a queued draft nobody handled in time
+    SAFE_REPLY = "safe_reply"  # the self-harm safe response, sent without review
+    ERASE = "erase"  # a platform user's data was removed on request (GDPR Art. 17)
+    PRUNE = "prune"  # data past the retention period was removed (GDPR Art. 5(1)(e))
 
 
 class ChatKind(StrEnum):

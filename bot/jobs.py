@@ -18,6 +18,7 @@ from functools import partial
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot import privacy
 from bot.errors import ConfigError
 from bot.outbox import Outbox
 from bot.storage import history
@@ -117,6 +118,67 @@ def add_registry_poll(
         "interval",
         seconds=interval_s,
         id="registry_poll",
+    )
+
+
+RETENTION_FIRST_RUN = timedelta(minutes=5)  # after start-up work, not during it
+
+
+async def prune_old_data(db: Database, days: int) -> int:
+    """Remove data older than the retention period (see bot/privacy.py); returns the rows
+    removed. Logs counts only, never what was removed."""
+    removed = await asyncio.to_thread(privacy.prune, db, days)
+    total = sum(result.total for result in removed)
+    if total:
+        detail = "; ".join(f"{r.account}: {r.summary()}" for r in removed if r.total)
+        log.info("retention: removed %d rows older than %d days (%s)", total, days, detail)
+    return total
+
+
+def add_retention(
+    scheduler: AsyncIOScheduler, db: Database, days: int, stats: JobStats | None = None
+) -> None:
+    """Prune data older than `days` days once a day (AUTOREPLY_RETENTION_DAYS), the first time
+    a few minutes after start."""
+    scheduler.add_job(
+        guarded("retention", partial(prune_old_data, db, days), stats or JobStats()),
+        "interval",
+        hours=24,
+        next_run_time=datetime.now(UTC) + RETENTION_FIRST_RUN,
+        id="retention",
+    )
+
+
+EXPIRY_EVERY = timedelta(minutes=15)
+
+
+async def expire_drafts(expire: Callable[[timedelta], int], max_age: timedelta) -> int:
+    """Expire queued drafts nobody handled within `max_age` (each one audited by `expire`,
+    the moderation service's `expire_stale` for the policy actor)."""
+    expired = await asyncio.to_thread(expire, max_age)
+    if expired:
+        log.info("expired %d queued drafts older than %s", expired, max_age)
+    return expired
+
+
+def add_draft_expiry(
+    scheduler: AsyncIOScheduler,
+    expire: Callable[[timedelta], int],
+    hours: float,
+    stats: JobStats | None = None,
+) -> None:
+    """Every quarter hour, expire drafts queued longer than `hours` (AUTOREPLY_QUEUE_EXPIRY_H):
+    a reply days late does more harm than none, and the queue stays about today."""
+    scheduler.add_job(
+        guarded(
+            "draft_expiry",
+            partial(expire_drafts, expire, timedelta(hours=hours)),
+            stats or JobStats(),
+        ),
+        "interval",
+        seconds=EXPIRY_EVERY.total_seconds(),
+        next_run_time=datetime.now(UTC) + timedelta(minutes=1),
+        id="draft_expiry",
     )
 
 

@@ -34,12 +34,15 @@ from bot.domain import (
     VerdictAction,
 )
 from bot.errors import (
-    AutoreplyError,
     InputError,
     InvalidStateError,
     NotFoundError,
     PermissionDeniedError,
 )
+from bot.moderation_chats import ChatActions
+from bot.moderation_chats import Refused as _Refused
+from bot.policy_actions import HANDOFF_FLAG
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store
 from bot.storage import labels as label_store
@@ -53,23 +56,14 @@ T = TypeVar("T")
 class DraftChecker(Protocol):
     """The safety gate's check of a draft (an edited text goes through it again)."""
 
-    def check_draft(self, text: str) -> Verdict: ...
+    def check_draft(self, text: str, context: CheckContext = ...) -> Verdict: ...
 
 
 Scope = str | Sequence[str] | None  # one account, several, or all the actor may see
 Wake = Callable[[int], bool]  # conversation id -> True when the reply was delivered at once
 
 
-class _Refused(Exception):
-    """Raised inside a unit of work after the refusal was audited in it: the unit commits
-    (keeping the audit row), then `error` is raised to the caller."""
-
-    def __init__(self, error: AutoreplyError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class ModerationService:
+class ModerationService(ChatActions):
     def __init__(
         self,
         db: Database,
@@ -77,16 +71,20 @@ class ModerationService:
         gate: Callable[[], DraftChecker],
         wake: Wake | None = None,
         intent_labels: Mapping[str, Sequence[str]] | None = None,
+        contexts: Mapping[str, CheckContext] | None = None,
     ) -> None:
         """`gate` builds (or returns) the safety gate on first use: listing the queue from the
         CLI should not pay for loading the toxicity model. `intent_labels` maps account names
         to their classifier's labels, which a label correction must use (an account not in it
-        has the default labels)."""
+        has the default labels). `contexts` maps account names to their safety context
+        (`Account.check_context()`): an edit is judged by its account's rules and persona and
+        against the message it answers (an account not in it gets the gate's defaults)."""
         self._db = db
         self._gate_factory = gate
         self._gate: DraftChecker | None = None
         self._wake = wake
         self._intent_labels = dict(intent_labels or {})
+        self._contexts = dict(contexts or {})
 
     # --- reading --------------------------------------------------------------------------
 
@@ -159,6 +157,11 @@ class ModerationService:
 
         def work(s: Session) -> Outcome:
             item = self._queued(s, actor, draft_id, "approve")
+            if HANDOFF_FLAG in item.flags:
+                raise InvalidStateError(
+                    f"message #{draft_id} waits for a person's own reply (the chat is handed to "
+                    f'people); write it: `autoreply queue reply {draft_id} "TEXT"`'
+                )
             if item.blocked and not reason:
                 self._refuse(
                     s,
@@ -186,7 +189,11 @@ class ModerationService:
     def edit(self, actor: Actor, draft_id: int, new_text: str) -> Outcome:
         """Replace the draft's text and send it. The new text goes through the safety gate: a
         blocked text is refused and nothing changes; a flagged one is sent, since a moderator
-        wrote it, and its flags are recorded."""
+        wrote it, and its flags are recorded. On a message of a handed-off chat (no draft)
+        this is the moderator's own reply, audited as one."""
+        return self._write(actor, draft_id, new_text, ModerationKind.EDIT)
+
+    def _write(self, actor: Actor, draft_id: int, new_text: str, kind: ModerationKind) -> Outcome:
         text = new_text.strip()
         if not text:
             raise InputError(
@@ -199,7 +206,7 @@ class ModerationService:
 
         def work(s: Session) -> Outcome:
             item = self._queued(s, actor, draft_id, "edit")
-            verdict = self._check(text)
+            verdict = self._check(text, item)
             if verdict.action is VerdictAction.BLOCK:
                 why = ", ".join(verdict.flags) or f"toxicity {verdict.toxicity:.2f}"
                 self._refuse(
@@ -213,7 +220,8 @@ class ModerationService:
                 )
             self._move(s, item, DraftStatus.EDITED, text)
             draft_store.set_verdict(s, draft_id, verdict)
-            self._audit(s, item, actor, ModerationKind.EDIT, item.draft_text, text)
+            own = ModerationKind.REPLY if HANDOFF_FLAG in item.flags else kind
+            self._audit(s, item, actor, own, item.draft_text or None, text)
             return self._send(s, item, text, DraftStatus.EDITED)
 
         return self._run(work)
@@ -429,10 +437,11 @@ class ModerationService:
             outbox_id=outbox_id,
         )
 
-    def _check(self, text: str) -> Verdict:
+    def _check(self, text: str, item: QueueItem) -> Verdict:
         if self._gate is None:
             self._gate = self._gate_factory()
-        return self._gate.check_draft(text)
+        context = self._contexts.get(item.account, NO_CONTEXT)
+        return self._gate.check_draft(text, context.replying_to(item.message_text))
 
     def _audit(
         self,

@@ -15,19 +15,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from bot import policy_actions as actions
 from bot.accounts import Account
+from bot.business_hours import OutsideHours
 from bot.candidate_choice import choose
-from bot.cards import card_text
 from bot.domain import (
-    Actor,
-    ActorKind,
     Analysis,
-    ChatKind,
     Decision,
     DecisionAction,
     Draft,
@@ -35,24 +33,26 @@ from bot.domain import (
     DraftStatus,
     Incoming,
     ModerationKind,
-    OutgoingKind,
     Turn,
     Verdict,
     as_utc,
     utcnow,
 )
 from bot.errors import ConfigError
+from bot.handoff import asks_for_person
 from bot.keyed_lock import KeyedLocks
 from bot.outbox import Outbox
-from bot.policy import Ruling, after_draft, before_draft
+from bot.policy import SELF_HARM, Ruling, after_draft, before_draft, screen
+from bot.redaction import redact_draft, redact_incoming
+from bot.safety.context import CheckContext
 from bot.storage import accounts as account_store
+from bot.storage import chat_controls, history, outbox_store
 from bot.storage import drafts as draft_store
-from bot.storage import history, outbox_store
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-POLICY = Actor(ActorKind.POLICY, "policy", "policy")
+POLICY = actions.POLICY
 HANDLE_ATTEMPTS = 3
 RESUME_MAX_AGE = timedelta(hours=24)
 
@@ -62,9 +62,12 @@ class Analyser(Protocol):
 
 
 class Gate(Protocol):
-    def check_inputs(self, texts: Sequence[str]) -> list[Verdict]: ...
+    """The safety gate (bot/safety/gate.py); `context` carries the account's rules and, for a
+    draft, the message it answers and the persona."""
 
-    def check_draft(self, text: str) -> Verdict: ...
+    def check_inputs(self, texts: Sequence[str], context: CheckContext = ...) -> list[Verdict]: ...
+
+    def check_draft(self, text: str, context: CheckContext = ...) -> Verdict: ...
 
 
 class Drafter(Protocol):
@@ -75,6 +78,8 @@ class Drafter(Protocol):
 
 
 Activity = Callable[[Incoming], AbstractAsyncContextManager[None]]
+# A policy action that answers a message without a model draft (bot/policy_actions.py).
+Act = Callable[[Session, Account, Incoming, history.Stored, Analysis, Verdict], actions.Acted]
 
 
 class Pipeline:
@@ -91,12 +96,14 @@ class Pipeline:
         classifiers: Mapping[str, Analyser] | None = None,
         adapters: Mapping[str, str] | None = None,
         activity: Activity | None = None,
+        redact_pii: bool = False,
     ) -> None:
         """`accounts` maps each served account's name to its settings (mode, cooldown,
         moderators' chat, reply style); `classifiers` optionally gives an account its own
         classifier (its intent labels); `adapters` names the loaded adapter each account's
         drafts use (absent: the model host's active one); `activity` wraps drafting (e.g. a
-        typing indicator)."""
+        typing indicator); `redact_pii` scrubs personal data out of messages and drafts
+        before they are stored (bot/redaction.py)."""
         self._db = db
         self._classifier = classifier
         self._classifiers = dict(classifiers or {})
@@ -107,6 +114,7 @@ class Pipeline:
         self._adapters = dict(adapters or {})
         self._history_turns = history_turns
         self._activity = activity
+        self._redact_pii = redact_pii
         self._chat_locks = KeyedLocks()
         self._background: set[asyncio.Task[Decision]] = set()
 
@@ -124,6 +132,7 @@ class Pipeline:
 
         Messages of one chat are handled one at a time, in call order.
         """
+        incoming = self._redacted(incoming)
         async with self._chat_locks.hold(_chat_key(incoming)):
             stored = await asyncio.to_thread(self._store, incoming)
             if stored.duplicate:
@@ -138,11 +147,15 @@ class Pipeline:
         duplicate decision for a redelivery, else None. Calls for one chat are handled in call
         order (each background task queues on the chat's FIFO lock as soon as it is created).
         """
+        incoming = self._redacted(incoming)
         stored = await asyncio.to_thread(self._store, incoming)
         if stored.duplicate:
             return _duplicate(stored)
         self._spawn(incoming, stored)
         return None
+
+    def _redacted(self, incoming: Incoming) -> Incoming:
+        return redact_incoming(incoming) if self._redact_pii else incoming
 
     def _spawn(self, incoming: Incoming, stored: history.Stored) -> None:
         task = asyncio.create_task(self._in_order(incoming, stored), name="pipeline-message")
@@ -231,12 +244,31 @@ class Pipeline:
 
     async def _process(self, incoming: Incoming, stored: history.Stored) -> Decision:
         account = self.account(incoming.account)
+        controls = await asyncio.to_thread(self._controls, stored)
+        if controls.banned:  # not even analysed: a banned user's text is not kept
+            banned = Ruling(DecisionAction.IGNORE, "the user is banned (kept as metadata only)")
+            await asyncio.to_thread(self._mark, stored, banned)
+            return Decision(banned.action, banned.reason, message_id=stored.message_id)
         analysis, verdict = await asyncio.to_thread(self._analyse, account.name, incoming.text)
         paused, turns, cooling = await asyncio.to_thread(self._context, account, stored)
         mode = account.mode
         ruling = before_draft(
             mode=mode, paused=paused, addressed=incoming.addressed, text=incoming.text
         )
+        act: Act | None = None
+        if incoming.addressed and SELF_HARM in verdict.flags:  # before mode and pause: safety
+            act = actions.send_safe_response
+        elif ruling is None and controls.handed_off:
+            act = actions.queue_for_person
+        elif ruling is None and account.policy.handoff and asks_for_person(incoming.text):
+            act = actions.hand_off
+        if act is not None:
+            acted = await asyncio.to_thread(
+                self._act, act, account, incoming, stored, analysis, verdict
+            )
+            return self._acted(acted, stored)
+        if ruling is None:
+            ruling = screen(account.policy, analysis)
         if ruling is None and cooling:
             ruling = Ruling(DecisionAction.IGNORE, "cooldown: this user was answered moments ago")
         if ruling is None and self._drafter is None:
@@ -255,12 +287,42 @@ class Pipeline:
         )
         async with self._activity(incoming) if self._activity else nullcontext():
             draft = await self._drafter.adraft(request)
+        if self._redact_pii:  # before the gate and storage: what is kept is what is checked
+            draft = redact_draft(draft)
+        context = account.check_context(incoming.text)
         draft, draft_verdict = await asyncio.to_thread(
-            choose, draft, self._gate.check_draft, account.style.fallback_reply
+            choose,
+            draft,
+            lambda text: self._gate.check_draft(text, context),
+            account.style.fallback_reply,
         )
-        ruling = after_draft(mode=mode, input_verdict=verdict, draft_verdict=draft_verdict)
+        hours = account.policy.hours
+        open_now = hours is None or hours.is_open(utcnow())
+        ruling = after_draft(
+            mode=mode,
+            input_verdict=verdict,
+            draft_verdict=draft_verdict,
+            policy=account.policy,
+            analysis=analysis,
+            open_now=open_now,
+        )
+        away = (
+            hours is not None
+            and not open_now
+            and hours.outside is OutsideHours.AWAY
+            and ruling.action is DecisionAction.REVIEW
+        )
         draft_id, outbox_id, card_chat = await asyncio.to_thread(
-            self._finish_drafted, account, stored, analysis, verdict, draft, draft_verdict, ruling
+            self._finish_drafted,
+            account,
+            stored,
+            analysis,
+            verdict,
+            draft,
+            draft_verdict,
+            ruling,
+            away,
+            controls.away_sent_at,
         )
         if self._outbox is not None:
             if outbox_id is not None:
@@ -279,7 +341,7 @@ class Pipeline:
     def _analyse(self, account: str, text: str) -> tuple[Analysis, Verdict]:
         classifier = self._classifiers.get(account, self._classifier)
         (analysis,) = classifier.classify_many([text])
-        (verdict,) = self._gate.check_inputs([text])
+        (verdict,) = self._gate.check_inputs([text], self._accounts[account].check_context())
         return analysis, verdict
 
     def _context(self, account: Account, stored: history.Stored) -> tuple[bool, list[Turn], bool]:
@@ -311,7 +373,37 @@ class Pipeline:
     ) -> None:
         with self._db.session() as s:
             history.save_analysis(s, stored.message_id, analysis, verdict)
+            if ruling.strike and stored.user_id is not None:
+                chat_controls.add_strike(s, stored.user_id)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
+
+    def _controls(self, stored: history.Stored) -> chat_controls.Controls:
+        with self._db.session() as s:
+            return chat_controls.controls(s, stored.conversation_id, stored.user_id)
+
+    def _act(
+        self,
+        act: Act,
+        account: Account,
+        incoming: Incoming,
+        stored: history.Stored,
+        analysis: Analysis,
+        verdict: Verdict,
+    ) -> actions.Acted:
+        with self._db.session() as s:
+            return act(s, account, incoming, stored, analysis, verdict)
+
+    def _acted(self, acted: actions.Acted, stored: history.Stored) -> Decision:
+        if self._outbox is not None:
+            for conversation_id in acted.wake:
+                self._outbox.notify(conversation_id)
+        return Decision(
+            acted.action,
+            acted.reason,
+            message_id=stored.message_id,
+            draft_id=acted.draft_id,
+            outbox_id=acted.outbox_id,
+        )
 
     def _finish_drafted(
         self,
@@ -322,8 +414,12 @@ class Pipeline:
         draft: Draft,
         draft_verdict: Verdict,
         ruling: Ruling,
+        away: bool = False,
+        away_sent_at: datetime | None = None,
     ) -> tuple[int, int | None, int | None]:
-        """Commit the outcome; returns the draft, its outbox row and the card's chat."""
+        """Commit the outcome; returns the draft, its outbox row (or the away message's) and
+        the card's chat. `away`: outside business hours with an away message, last sent to
+        this chat at `away_sent_at` (None: never)."""
         auto = ruling.action is DecisionAction.AUTO
         card_chat = None
         with self._db.session() as s:
@@ -353,18 +449,22 @@ class Pipeline:
                     text=draft.text,
                     draft_id=draft_id,
                     reply_to_id=stored.message_id,
+                    not_before=actions.send_after(account),
                 )
+            elif away:
+                outbox_id = actions.send_away(s, account, stored, away_sent_at)
             review_chat = account.review_chat_id
             if not auto and review_chat is not None:
-                card_chat = _enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
+                card_chat = actions.enqueue_card(s, stored, draft_id, review_chat, ruling.reason)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
         if draft.fallback_used:  # the generator already warned; this ties it to the draft
+            # Ids and lengths only: logs must not carry what users or the model wrote.
             log.info(
                 "message %d: the model's draft was empty after clean-up, the fallback reply "
-                "stands in (draft %d, raw output %r)",
+                "stands in (draft %d, raw output of %d characters; see the draft)",
                 stored.message_id,
                 draft_id,
-                draft.raw[:200],
+                len(draft.raw),
             )
         return draft_id, outbox_id, card_chat
 
@@ -380,25 +480,3 @@ def _duplicate(stored: history.Stored) -> Decision:
         message_id=stored.message_id or None,
         duplicate=True,
     )
-
-
-def _enqueue_card(
-    s: Session, stored: history.Stored, draft_id: int, chat_id: str, reason: str
-) -> int:
-    """Queue the moderators' card in the same transaction as the draft, so a crash can never
-    leave a queued draft that no moderator was shown."""
-    item = draft_store.get_item(s, draft_id)
-    assert item is not None
-    conversation_id = history.ensure_conversation_id(
-        s, stored.account_id, chat_id, ChatKind.GROUP, "moderators"
-    )
-    outbox_store.enqueue(
-        s,
-        account_id=stored.account_id,
-        conversation_id=conversation_id,
-        text=card_text(item, reason),
-        draft_id=draft_id,
-        reply_to_id=None,
-        kind=OutgoingKind.CARD,
-    )
-    return conversation_id

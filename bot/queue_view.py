@@ -48,8 +48,15 @@ def print_items(items: Sequence[QueueItem], *, as_json: bool) -> None:
             f"{item.draft_id:>5}  {_short(item.account, 14):<14}  {item.status.value:<8}  "
             f"{_when(item.created_at):<16}  "
             f"{_short(label, 20):<20}  {_short(flags, 18):<18}  "
-            f"{_short(item.message_text, 40)} -> {_short(item.draft_text, 50)}"
+            f"{_short(item.message_text, 40)} -> {_short(_draft(item), 50)}"
         )
+
+
+def _draft(item: QueueItem) -> str:
+    """A handed-off chat's message has no draft: say what it waits for instead."""
+    if not item.draft_text and "handoff" in item.flags:
+        return f'(handed off: autoreply queue reply {item.draft_id} "TEXT")'
+    return item.draft_text
 
 
 def print_detail(item: QueueItem, trail: Sequence[AuditEntry]) -> None:

@@ -17,6 +17,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,10 +29,18 @@ from bot.config import Settings
 from bot.core import Core
 from bot.domain import Mode, ReplyStyle
 from bot.errors import ConfigError
-from bot.jobs import add_nightly_retrain, add_registry_poll, crontab_trigger, start_scheduler
+from bot.jobs import (
+    add_draft_expiry,
+    add_nightly_retrain,
+    add_registry_poll,
+    add_retention,
+    crontab_trigger,
+    start_scheduler,
+)
 from bot.moderation import ModerationService
 from bot.outbox import Outbox
 from bot.pipeline import Analyser, Drafter, Gate, Pipeline
+from bot.policy_actions import POLICY
 from bot.storage import accounts as account_store
 from bot.storage import migrate
 from bot.storage.db import Database
@@ -260,6 +269,7 @@ class Service:
             classifiers=classifiers,
             adapters=adapters,
             activity=lambda incoming: channels[incoming.account].activity(incoming),
+            redact_pii=settings.redact_pii,
         )
         loop = asyncio.get_running_loop()
 
@@ -273,6 +283,7 @@ class Service:
             gate=lambda: gate,
             wake=wake,
             intent_labels={a.name: a.intent_labels for a in self.accounts},
+            contexts={a.name: a.check_context() for a in self.accounts},
         )
         core = Core(db=db, pipeline=pipeline, outbox=outbox, moderation=moderation)
         health = Health(db)
@@ -291,6 +302,12 @@ class Service:
         self.running.retrainer = retrainer
         scheduler = start_scheduler(outbox, db, heartbeat=health.beat)
         add_registry_poll(scheduler, sync.poll, settings.registry_poll_s)
+        if settings.retention_days:
+            add_retention(scheduler, db, settings.retention_days)
+        if settings.queue_expiry_h:
+            add_draft_expiry(
+                scheduler, partial(moderation.expire_stale, POLICY), settings.queue_expiry_h
+            )
         if retrainer is not None:
             add_nightly_retrain(scheduler, retrainer.run, settings.retrain_cron)
         _install_signal_handlers(stop)

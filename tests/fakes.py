@@ -28,6 +28,7 @@ from bot.domain import (
     VerdictAction,
 )
 from bot.moderation import ModerationService
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.storage import drafts as draft_store
 from bot.storage import history
 from bot.storage.db import Database
@@ -60,7 +61,7 @@ def account(
 class AllowAll:
     """A draft checker that allows everything (moderation tests that are not about safety)."""
 
-    def check_draft(self, text: str) -> Verdict:
+    def check_draft(self, text: str, context: CheckContext = NO_CONTEXT) -> Verdict:
         return Verdict(VerdictAction.ALLOW, 0.0)
 
 

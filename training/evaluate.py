@@ -220,8 +220,10 @@ def reply_metrics(
     style: ReplyStyle,
     gate: Any,
     probes: Sequence[str],
+    check_context: Callable[[str], Any] | None = None,
 ) -> ReplyMetrics:
-    """One reply adapter (None: the base model) on the held-out conversations and the probes."""
+    """One reply adapter (None: the base model) on the held-out conversations and the probes.
+    `check_context(probe)` gives the safety gate the account's rules for each probe's draft."""
     import torch
 
     from bot.domain import DraftRequest, VerdictAction
@@ -263,7 +265,13 @@ def reply_metrics(
                 for text in probes
             ]
         )
-    verdicts = gate.check_drafts([d.text for d in drafts])
+    if check_context is None:
+        verdicts = gate.check_drafts([d.text for d in drafts])
+    else:
+        verdicts = [
+            gate.check_draft(d.text, check_context(text))
+            for d, text in zip(drafts, probes, strict=True)
+        ]
     return ReplyMetrics(
         perplexity=perplexity,
         fallback_rate=sum(d.fallback_used for d in drafts) / max(len(drafts), 1),
@@ -322,7 +330,16 @@ def evaluate_reply(
     )
     gate, probes = build_gate(settings), probe_messages()
     ran = [
-        reply_metrics(host, renderer, conversations, name, account.style, gate, probes)
+        reply_metrics(
+            host,
+            renderer,
+            conversations,
+            name,
+            account.style,
+            gate,
+            probes,
+            account.check_context,
+        )
         for name in ("candidate", "baseline" if baseline is not None else None)
     ]
     promote, reason = decide_reply(ran[0], ran[1], settings.promote_margin)

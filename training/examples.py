@@ -32,6 +32,7 @@ SENT_STATES = frozenset({DraftStatus.APPROVED, DraftStatus.EDITED, DraftStatus.S
 # Rule name -> what it leaves out, in the order the rules apply (for the manifest).
 RULES: dict[str, str] = {
     "erased_user": "messages of users whose data was erased, and labels of their messages",
+    "banned_user": "messages of users moderators banned, and labels of their messages",
     "not_sent": "drafts rejected, still queued, or whose sending failed",
     "fallback": "drafts where the fallback reply stood in for the model (unless a moderator "
     "edited it)",
@@ -93,6 +94,8 @@ def screen(records: Iterable[ReplyRecord], tally: Tally) -> list[ReplyRecord]:
 def _reply_rule(record: ReplyRecord) -> str | None:
     if record.user_erased:
         return "erased_user"
+    if record.user_banned:
+        return "banned_user"
     if record.status not in SENT_STATES:
         return "not_sent"
     if record.fallback_used and record.review != "edited":
@@ -265,8 +268,8 @@ def label_rows(
     allowed = {"intent": set(intent_labels), "sentiment": set(SENTIMENTS)}
     newest: dict[tuple[str, str], tuple[int, Row]] = {}
     for record in records:
-        if record.user_erased:
-            tally.drop("erased_user", "labels")
+        if record.user_erased or record.user_banned:
+            tally.drop("erased_user" if record.user_erased else "banned_user", "labels")
             continue
         known = record.task in TASKS and (
             record.task not in allowed or record.label in allowed[record.task]

@@ -33,6 +33,7 @@ from sqlalchemy import make_url
 from bot.domain import DraftStatus, Turn, Verdict, utcnow
 from bot.errors import InputError, NotFoundError
 from bot.labels import TASKS
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store
 from bot.storage import history, training_data
@@ -50,6 +51,7 @@ from training.examples import (
 )
 
 if TYPE_CHECKING:
+    from bot.accounts import Account
     from bot.config import Settings
 
 CONTEXT_BATCH = 200  # contexts read per unit of work, so SQLite's write lock is held briefly
@@ -57,11 +59,12 @@ MANIFEST = "manifest.json"
 
 
 class ExportGate(Protocol):
-    """The safety gate's two judgements the export re-runs (`SafetyGate` has both)."""
+    """The safety gate's two judgements the export re-runs (`SafetyGate` has both), under the
+    account's rules (its thresholds, blocklist, allowed links, persona)."""
 
-    def check_inputs(self, texts: Sequence[str]) -> list[Verdict]: ...
+    def check_inputs(self, texts: Sequence[str], context: CheckContext) -> list[Verdict]: ...
 
-    def check_drafts(self, texts: Sequence[str]) -> list[Verdict]: ...
+    def check_drafts(self, texts: Sequence[str], context: CheckContext) -> list[Verdict]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +117,24 @@ def export_account(
     kept = screen(records, tally)
     contexts = _contexts(db, kept, settings.history_turns)
     judge = gate if gate is not None else _service_gate(settings)
+    configured = configured_account(settings, account)
+    # The account's own rules as the pipeline applies them today (one context for the whole
+    # export: the rules and persona; the insult-echo check, which needs each user's message,
+    # is the one draft check this leaves out).
+    rules = configured.check_context() if configured is not None else NO_CONTEXT
     items = gate_today(
-        examples(kept, contexts, tally), judge.check_inputs, judge.check_drafts, tally
+        examples(kept, contexts, tally),
+        lambda texts: judge.check_inputs(texts, rules),
+        lambda texts: judge.check_drafts(texts, rules),
+        tally,
     )
     kept_ids = {item.record.draft_id for item in items}
     rejected = [
         r
         for r in records
-        if r.status is DraftStatus.REJECTED and not r.fallback_used and not r.user_erased
+        if r.status is DraftStatus.REJECTED
+        and not r.fallback_used
+        and not (r.user_erased or r.user_banned)
     ]
     data: dict[str, list[Row]] = {
         "sft.jsonl": sft_rows(account, items, cap, tally),
@@ -200,15 +213,22 @@ def parse_since(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def account_intents(settings: Settings, account: str) -> tuple[str, ...]:
-    """The configured intent labels of `account` (or of the account whose console it is);
-    the flat settings' labels for an account no longer configured."""
+def configured_account(settings: Settings, account: str) -> Account | None:
+    """The configured account named `account` (or whose console it is); None when it is no
+    longer configured."""
     from bot.accounts import load_accounts
 
     for configured in load_accounts(settings).all:
         if account in (configured.name, configured.console().name):
-            return configured.intent_labels
-    return settings.intent_labels
+            return configured
+    return None
+
+
+def account_intents(settings: Settings, account: str) -> tuple[str, ...]:
+    """The configured intent labels of `account`; the flat settings' labels for an account no
+    longer configured."""
+    configured = configured_account(settings, account)
+    return configured.intent_labels if configured is not None else settings.intent_labels
 
 
 def code_version() -> str:

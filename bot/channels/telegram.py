@@ -57,6 +57,7 @@ from bot.channels.base import Channel, SendError
 from bot.channels.rate_limit import ChatRateLimiter
 from bot.channels.text_split import clean_for_telegram, split_message
 from bot.channels.webhook_server import WebhookServer
+from bot.commands_chats import CHAT_COMMANDS
 from bot.core import ModAction, ModResult
 from bot.domain import Actor, ActorKind, ChatKind, Incoming, Outgoing, OutgoingKind, utcnow
 from bot.errors import ChannelError, StorageError
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANONYMOUS_ADMIN_ID = 1087968824  # "GroupAnonymousBot": every anonymous admin shares this id
-COMMANDS = ("start", "help", "id", "pause", "resume", "label")
+COMMANDS = ("start", "help", "id", "pause", "resume", "label", *CHAT_COMMANDS)
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
 POLL_BACKOFF_MAX_S = 30.0
 MAX_UPDATE_FAILURES = 5  # then an update that cannot be stored is logged and skipped
@@ -237,13 +238,16 @@ class TelegramChannel(Channel):
                 "update %d not stored (try %d); fetching it again", update.update_id, failures
             )
             return False
+        # Where it came from, not what it said: logs carry no message bodies at INFO and up.
         log.error(
-            "giving up on update %d after %d failed tries so other chats are not held up; "
-            "its content: %s",
+            "giving up on update %d (%s) after %d failed tries so other chats are not held "
+            "up; its last error: %r",
             update.update_id,
+            _where(update),
             failures,
-            update.to_json(),
+            error,
         )
+        log.debug("content of the skipped update %d: %s", update.update_id, update.to_json())
         self._failures.pop(update.update_id, None)
         return True
 
@@ -621,6 +625,16 @@ async def _answer(query: Any, text: str, *, alert: bool = False) -> None:
         await query.answer(text[:200], show_alert=alert)
     except TelegramError as exc:  # the press may be too old to answer; nothing to undo
         log.info("could not answer a button press: %s", exc)
+
+
+def _where(update: Update) -> str:
+    """Ids that let an operator find a skipped update: chat, message and sender."""
+    message = update.effective_message
+    user = update.effective_user
+    parts = [f"chat {message.chat_id}, message {message.message_id}"] if message else []
+    if user is not None:
+        parts.append(f"from user {user.id}")
+    return ", ".join(parts) or "no message"
 
 
 def _footer(result: ModResult, action: str, who: str) -> str:

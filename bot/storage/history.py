@@ -22,7 +22,7 @@ from bot.domain import (
     as_utc,
     utcnow,
 )
-from bot.storage import accounts
+from bot.storage import accounts, chat_controls
 from bot.storage import models as m
 from bot.storage.rows import get_or_create, insert_ignoring_conflicts
 
@@ -131,6 +131,8 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
             return _existing(session, account.id, incoming)
     conversation = _ensure_conversation(session, account.id, incoming)
     user_id = _ensure_user(session, account.id, incoming)
+    # A banned user's messages are kept as metadata only: their text is never stored.
+    text = "" if chat_controls.is_banned(session, user_id) else storable(incoming.text)
     reply_to_id = None
     if incoming.reply_to_message_id is not None:
         reply_to_id = session.scalars(
@@ -153,7 +155,7 @@ def ingest(session: Session, incoming: Incoming) -> Stored:
             "platform_message_id": incoming.message_id,
             "edit_version": incoming.edit_version,
             "reply_to_id": reply_to_id,
-            "text": storable(incoming.text),
+            "text": text,
             "addressed": incoming.addressed,
             "sent_at": incoming.sent_at,
         },

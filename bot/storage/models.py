@@ -130,6 +130,10 @@ class PlatformUser(Base):
     display_name: Mapped[str | None] = mapped_column(String(256))
     erased: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     unreachable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set while moderators ban the user: their messages are kept as metadata only.
+    banned_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # Messages a policy rule counted against the user (abuse, by default).
+    strikes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
 
 
@@ -145,6 +149,10 @@ class Conversation(Base):
     kind: Mapped[ChatKind] = mapped_column(_enum(ChatKind, "chat_kind"))
     title: Mapped[str | None] = mapped_column(String(256))
     paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set while the chat is handed to people (the user asked for one): no drafts meanwhile.
+    handed_off_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    # When the away message (outside business hours) was last sent here.
+    away_sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
     last_message_at: Mapped[datetime | None] = mapped_column(TZDateTime)
 

@@ -46,7 +46,9 @@ def enqueue(
     draft_id: int | None,
     reply_to_id: int | None,
     kind: m.OutboxKind = m.OutboxKind.REPLY,
+    not_before: datetime | None = None,
 ) -> int:
+    """Queue a row; `not_before` holds it back until then (an account's send delay)."""
     row = m.OutboxItem(
         account_id=account_id,
         conversation_id=conversation_id,
@@ -55,6 +57,7 @@ def enqueue(
         kind=kind,
         text=text,
         status=S.PENDING,
+        next_attempt_at=not_before,
     )
     session.add(row)
     session.flush()

@@ -46,6 +46,7 @@ class ReplyRecord:
     fallback_used: bool
     review: str
     created_at: datetime
+    user_banned: bool = False  # moderators banned the sender: never trained on
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class LabelRecord:
     source: str
     user_id: int | None
     user_erased: bool
+    user_banned: bool = False
 
 
 def account_names(session: Session) -> list[str]:
@@ -84,14 +86,14 @@ def replies(session: Session, account_id: int, since: datetime | None = None) ->
     reviews = _reviews(session, account_id, since)
     inbound = aliased(m.Message)
     rows = session.execute(
-        select(m.ReplyDraft, inbound, m.PlatformUser.erased)
+        select(m.ReplyDraft, inbound, m.PlatformUser.erased, m.PlatformUser.banned_at)
         .join(inbound, m.ReplyDraft.message_id == inbound.id)
         .outerjoin(m.PlatformUser, inbound.user_id == m.PlatformUser.id)
         .where(m.ReplyDraft.id.in_(_drafts_of(account_id, since)))
         .order_by(m.ReplyDraft.id)
     ).all()
     records = []
-    for draft, message, erased in rows:
+    for draft, message, erased, banned_at in rows:
         review, model_text = reviews.get(draft.id, ("", None))
         records.append(
             ReplyRecord(
@@ -108,6 +110,7 @@ def replies(session: Session, account_id: int, since: datetime | None = None) ->
                 fallback_used=draft.fallback_used,
                 review=review,
                 created_at=draft.created_at,
+                user_banned=banned_at is not None,
             )
         )
     return records
@@ -148,6 +151,7 @@ def labels(session: Session, account_id: int, since: datetime | None = None) -> 
             m.LabelExample.source,
             m.Message.user_id,
             m.PlatformUser.erased,
+            m.PlatformUser.banned_at,
         )
         .outerjoin(m.Message, m.LabelExample.message_id == m.Message.id)
         .outerjoin(m.PlatformUser, m.Message.user_id == m.PlatformUser.id)
@@ -157,6 +161,6 @@ def labels(session: Session, account_id: int, since: datetime | None = None) -> 
     if since is not None:
         stmt = stmt.where(m.LabelExample.created_at >= since)
     return [
-        LabelRecord(id_, task, text, label, source, user_id, bool(erased))
-        for id_, task, text, label, source, user_id, erased in session.execute(stmt).all()
+        LabelRecord(id_, task, text, label, source, user_id, bool(erased), banned is not None)
+        for id_, task, text, label, source, user_id, erased, banned in session.execute(stmt).all()
     ]

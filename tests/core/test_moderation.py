@@ -16,6 +16,7 @@ from bot.domain import (
 )
 from bot.errors import InputError, InvalidStateError, NotFoundError, PermissionDeniedError
 from bot.moderation import ModerationService
+from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.storage import drafts as draft_store
 from bot.storage import history
 from bot.storage import models as m
@@ -30,7 +31,7 @@ NOBODY = Actor(ActorKind.TELEGRAM, "66", "@mallory (66)", accounts=frozenset())
 class BlockWord:
     """A gate that blocks any text containing "idiot" (what the real gate does, by score)."""
 
-    def check_draft(self, text: str) -> Verdict:
+    def check_draft(self, text: str, context: CheckContext = NO_CONTEXT) -> Verdict:
         if "idiot" in text:
             return Verdict(VerdictAction.BLOCK, 0.99, ("toxic",))
         return Verdict(VerdictAction.ALLOW, 0.01)

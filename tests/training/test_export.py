@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url, update
 
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.domain import Candidate, DropReason, Verdict, VerdictAction
 from bot.errors import InputError, NotFoundError
 from bot.local_delivery import console_wake
 from bot.moderation import ModerationService
+from bot.safety.context import CheckContext
 from bot.storage import labels as label_store
 from bot.storage import models as m
 from bot.storage.db import Database
@@ -36,10 +37,10 @@ class StricterGate:
             for t in texts
         ]
 
-    def check_inputs(self, texts: Sequence[str]) -> list[Verdict]:
+    def check_inputs(self, texts: Sequence[str], context: CheckContext) -> list[Verdict]:
         return self._judge(texts)
 
-    def check_drafts(self, texts: Sequence[str]) -> list[Verdict]:
+    def check_drafts(self, texts: Sequence[str], context: CheckContext) -> list[Verdict]:
         return self._judge(texts)
 
 
@@ -324,3 +325,24 @@ def test_only_reviewed_replies_teach_and_an_edited_fallback_does(
     assert rows.get("preferences.jsonl", []) == []  # the canned text is no negative
     assert "AUTO TEXT" not in _everything(result.out_dir)
     assert _removed(result) == {"not_reviewed": {"replies": 1}}
+
+
+def test_the_export_judges_drafts_under_the_accounts_rules_of_today(
+    migrated_db: Database, mod: ModerationService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word the account blocklisted after a reply was approved keeps that reply out."""
+    config = tmp_path / "autoreply.toml"
+    config.write_text(
+        '[[accounts]]\nname = "shop"\nplatform = "console"\n\n'
+        '[accounts.safety]\nblocklist = ["megacorp"]\n'
+    )
+    monkeypatch.setenv("AUTOREPLY_CONFIG", str(config))
+    _, fine = queue_draft(migrated_db, "hi", "Hello! How can I help?")
+    _, rival = queue_draft(migrated_db, "anything cheaper?", "Try MegaCorp, they are cheaper.")
+    for draft in (fine, rival):
+        mod.approve(OPERATOR, draft)
+
+    result = export_account(migrated_db, load_settings(), "shop", tmp_path / "out")
+    rows = [json.loads(line) for line in result.files["sft.jsonl"].read_text().splitlines()]
+    assert [r["source"]["draft_id"] for r in rows] == [fine]
+    assert _removed(result) == {"gate_today": {"replies": 1}}

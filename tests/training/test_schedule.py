@@ -217,7 +217,10 @@ def test_the_real_export_step_counts_replies_past_the_last_training(
     mod = ModerationService(db, gate=AllowAll, wake=console_wake(db))
     drafts = []
     for i, (text, reply) in enumerate(
-        [("where is my order?", "It ships today."), ("do you ship to Canada?", "Yes, we do.")]
+        [
+            ("where is my order?", "Let me check that for you."),
+            ("do you ship to Canada?", "Yes, we do."),
+        ]
     ):
         _, draft = queue_draft(db, text, reply, chat_id=f"c{i}", user_id=f"u{i}")
         mod.approve(OPERATOR, draft)

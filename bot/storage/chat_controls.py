@@ -1,0 +1,192 @@
+"""Runtime state the decision policy keeps per user and per chat: bans, strikes, handoffs and
+away messages; and the moderators' hold on outbox rows (cancel a delayed send) and on the
+queue (expire stale drafts).
+
+Every change is one conditional UPDATE that reports whether it changed anything, so a second
+moderator doing the same thing learns that it was already done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.domain import OutboxRow, as_utc, utcnow
+from bot.storage import models as m
+from bot.storage.rows import get_or_create
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """What the policy needs to know about a message's sender and chat."""
+
+    banned: bool
+    handed_off: bool
+    away_sent_at: datetime | None
+
+
+def controls(session: Session, conversation_id: int, user_id: int | None) -> Controls:
+    conversation = session.get_one(m.Conversation, conversation_id)
+    user = session.get(m.PlatformUser, user_id) if user_id else None
+    return Controls(
+        banned=bool(user and user.banned_at is not None),
+        handed_off=conversation.handed_off_at is not None,
+        away_sent_at=as_utc(conversation.away_sent_at) if conversation.away_sent_at else None,
+    )
+
+
+def is_banned(session: Session, user_id: int) -> bool:
+    return (
+        session.scalar(select(m.PlatformUser.banned_at).where(m.PlatformUser.id == user_id))
+        is not None
+    )
+
+
+def set_banned(session: Session, account_id: int, platform_user_id: str, banned: bool) -> bool:
+    """Ban or unban a user of an account (a user never seen yet is created, so a ban can come
+    first). False when they already were in that state."""
+    user = get_or_create(
+        session,
+        m.PlatformUser,
+        {"account_id": account_id, "platform_user_id": platform_user_id},
+        {},
+    )
+    already = (
+        m.PlatformUser.banned_at.is_not(None) if banned else m.PlatformUser.banned_at.is_(None)
+    )
+    result = session.execute(
+        update(m.PlatformUser)
+        .where(m.PlatformUser.id == user.id, ~already)
+        .values(banned_at=utcnow() if banned else None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def add_strike(session: Session, user_id: int) -> None:
+    session.execute(
+        update(m.PlatformUser)
+        .where(m.PlatformUser.id == user_id)
+        .values(strikes=m.PlatformUser.strikes + 1)
+    )
+
+
+def strikes(session: Session, account_id: int, platform_user_id: str) -> int:
+    return int(
+        session.scalar(
+            select(m.PlatformUser.strikes).where(
+                m.PlatformUser.account_id == account_id,
+                m.PlatformUser.platform_user_id == platform_user_id,
+            )
+        )
+        or 0
+    )
+
+
+def set_handed_off(session: Session, conversation_id: int, handed_off: bool) -> bool:
+    """Hand a chat to people (True) or back to the bot. False when it already was."""
+    column = m.Conversation.handed_off_at
+    already = column.is_not(None) if handed_off else column.is_(None)
+    result = session.execute(
+        update(m.Conversation)
+        .where(m.Conversation.id == conversation_id, ~already)
+        .values(handed_off_at=utcnow() if handed_off else None)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def mark_away_sent(session: Session, conversation_id: int, when: datetime) -> None:
+    session.execute(
+        update(m.Conversation).where(m.Conversation.id == conversation_id).values(away_sent_at=when)
+    )
+
+
+def cancel_send(session: Session, outbox_id: int) -> bool:
+    """Stop a reply that has not gone out yet (a delayed auto reply, say); its draft becomes
+    rejected so it never counts as a good reply. False when it is no longer pending."""
+    row = session.get(m.OutboxItem, outbox_id)
+    result = session.execute(
+        update(m.OutboxItem)
+        .where(m.OutboxItem.id == outbox_id, m.OutboxItem.status == m.OutboxStatus.PENDING)
+        .values(status=m.OutboxStatus.CANCELLED, last_error="cancelled by a moderator")
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    if row is not None and row.draft_id is not None and row.kind is m.OutboxKind.REPLY:
+        session.execute(
+            update(m.ReplyDraft)
+            .where(m.ReplyDraft.id == row.draft_id)
+            .values(status=m.DraftStatus.REJECTED)
+        )
+    return True
+
+
+def pending_replies(
+    session: Session, accounts: tuple[str, ...] | None, limit: int = 50
+) -> list[OutboxRow]:
+    """Replies still waiting to go out (delayed or retrying), oldest first: what can be
+    cancelled."""
+    stmt = (
+        select(m.OutboxItem, m.Account.name, m.Conversation.chat_id)
+        .join(m.Account, m.OutboxItem.account_id == m.Account.id)
+        .join(m.Conversation, m.OutboxItem.conversation_id == m.Conversation.id)
+        .where(
+            m.OutboxItem.status == m.OutboxStatus.PENDING,
+            m.OutboxItem.kind == m.OutboxKind.REPLY,
+        )
+        .order_by(m.OutboxItem.id)
+        .limit(limit)
+    )
+    if accounts is not None:
+        stmt = stmt.where(m.Account.name.in_(accounts))
+    return [
+        OutboxRow(
+            id=row.id,
+            status=row.status,
+            platform="",
+            account=name,
+            chat_id=chat_id,
+            text=row.text,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            draft_id=row.draft_id,
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.next_attempt_at or row.updated_at),
+        )
+        for row, name, chat_id in session.execute(stmt).all()
+    ]
+
+
+def outbox_account(session: Session, outbox_id: int) -> tuple[int, str] | None:
+    """The account (id, name) an outbox row belongs to."""
+    row = session.execute(
+        select(m.Account.id, m.Account.name)
+        .join(m.OutboxItem, m.OutboxItem.account_id == m.Account.id)
+        .where(m.OutboxItem.id == outbox_id)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def expire_queued(session: Session, older_than: timedelta) -> list[tuple[int, int]]:
+    """Queued drafts created before now - `older_than` become expired; returns (draft id,
+    account id) of each one this call expired."""
+    cutoff = utcnow() - older_than
+    inbound = m.Message
+    stale = session.execute(
+        select(m.ReplyDraft.id, inbound.account_id)
+        .join(inbound, m.ReplyDraft.message_id == inbound.id)
+        .where(m.ReplyDraft.status == m.DraftStatus.QUEUED, m.ReplyDraft.created_at < cutoff)
+        .order_by(m.ReplyDraft.id)
+    ).all()
+    expired = []
+    for draft_id, account_id in stale:
+        result = session.execute(
+            update(m.ReplyDraft)
+            .where(m.ReplyDraft.id == draft_id, m.ReplyDraft.status == m.DraftStatus.QUEUED)
+            .values(status=m.DraftStatus.EXPIRED)
+        )
+        if getattr(result, "rowcount", 0):
+            expired.append((draft_id, account_id))
+    return expired
