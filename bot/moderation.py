@@ -159,8 +159,9 @@ class ModerationService(ChatActions):
             item = self._queued(s, actor, draft_id, "approve")
             if HANDOFF_FLAG in item.flags:
                 raise InvalidStateError(
-                    f"message #{draft_id} waits for a person's own reply (the chat is handed to "
-                    f'people); write it: `autoreply queue reply {draft_id} "TEXT"`'
+                    f"message #{draft_id} has no draft: it waits for a person's own reply (a "
+                    "handed-off chat, or a message the gate flagged); write it: "
+                    f'`autoreply queue reply {draft_id} "TEXT"`, or reject it'
                 )
             if item.blocked and not reason:
                 self._refuse(

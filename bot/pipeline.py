@@ -42,7 +42,7 @@ from bot.errors import ConfigError
 from bot.handoff import asks_for_person
 from bot.keyed_lock import KeyedLocks
 from bot.outbox import Outbox
-from bot.policy import SELF_HARM, Ruling, after_draft, before_draft, screen
+from bot.policy import NO_DRAFT_FLAGS, SELF_HARM, Ruling, after_draft, before_draft, screen
 from bot.redaction import redact_draft, redact_incoming
 from bot.safety.context import CheckContext
 from bot.storage import accounts as account_store
@@ -262,6 +262,8 @@ class Pipeline:
             act = actions.queue_for_person
         elif ruling is None and account.policy.handoff and asks_for_person(incoming.text):
             act = actions.hand_off
+        elif ruling is None and not NO_DRAFT_FLAGS.isdisjoint(verdict.flags):
+            act = actions.hold_for_person
         if act is not None:
             acted = await asyncio.to_thread(
                 self._act, act, account, incoming, stored, analysis, verdict

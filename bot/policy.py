@@ -26,6 +26,10 @@ from bot.domain import Analysis, DecisionAction, Mode, Sentiment, Verdict, Verdi
 
 NON_ENGLISH = "non_english"  # the input flag of bot/safety/language.py
 SELF_HARM = "self_harm"  # the input flag of the self-harm check
+# Input flags whose messages never reach the reply model: a moderator answers them. Drafting a
+# reply to "ignore your instructions..." or to a request for weapons only feeds the attack to
+# the model and makes a draft nobody should send.
+NO_DRAFT_FLAGS = frozenset({"injection", "harmful_request", "threat"})
 DEFAULT_HANDOFF_REPLY = (
     "Of course, I'm passing you to a member of our team. They will answer you here soon."
 )

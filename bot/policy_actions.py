@@ -31,6 +31,7 @@ from bot.domain import (
     VerdictAction,
     utcnow,
 )
+from bot.policy import NO_DRAFT_FLAGS
 from bot.storage import chat_controls, history, outbox_store
 from bot.storage import drafts as draft_store
 
@@ -130,6 +131,33 @@ def queue_for_person(
     verdict: Verdict,
 ) -> Acted:
     """A message in a handed-off chat: no draft, a queue item for a moderator's own reply."""
+    reason = "the chat is handed to people: waiting for a moderator's own reply"
+    return _wait_for_person(s, account, stored, analysis, verdict, reason)
+
+
+def hold_for_person(
+    s: Session,
+    account: Account,
+    incoming: Incoming,
+    stored: history.Stored,
+    analysis: Analysis,
+    verdict: Verdict,
+) -> Acted:
+    """A message the gate flags as an attack or a request for harm (policy.NO_DRAFT_FLAGS):
+    no draft, a queue item for a moderator's own reply (or a reject)."""
+    flags = ", ".join(f for f in verdict.flags if f in NO_DRAFT_FLAGS)
+    reason = f"message flagged ({flags}): no draft made, waiting for a moderator's own reply"
+    return _wait_for_person(s, account, stored, analysis, verdict, reason)
+
+
+def _wait_for_person(
+    s: Session,
+    account: Account,
+    stored: history.Stored,
+    analysis: Analysis,
+    verdict: Verdict,
+    reason: str,
+) -> Acted:
     history.save_analysis(s, stored.message_id, analysis, verdict)
     placeholder = Draft(text="", raw="", fallback_used=False, model=HANDOFF_FLAG)
     draft_id = draft_store.create_draft(
@@ -139,7 +167,6 @@ def queue_for_person(
         verdict=Verdict(VerdictAction.REVIEW, 0.0, (HANDOFF_FLAG,)),
         status=DraftStatus.QUEUED,
     )
-    reason = "the chat is handed to people: waiting for a moderator's own reply"
     card = None
     if account.review_chat_id is not None:
         card = enqueue_card(
