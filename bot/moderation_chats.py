@@ -160,8 +160,8 @@ class ChatActions:
             _account(self, s, actor, name, "cancel a send", "outbox", target)
             if not chat_controls.cancel_send(s, outbox_id):
                 raise InvalidStateError(
-                    f"reply #{outbox_id} is no longer waiting (already sent, failed or "
-                    "cancelled); see `autoreply queue list --all`"
+                    f"#{outbox_id} is not a reply waiting to be sent (already sent, failed or "
+                    "cancelled, or a moderators' card); see `autoreply queue pending`"
                 )
             draft_store.audit(
                 s,

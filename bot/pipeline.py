@@ -223,8 +223,10 @@ class Pipeline:
             self._spawn(incoming, stored)
         return len(ids)
 
-    def _mark(self, stored: history.Stored, ruling: Ruling) -> None:
+    def _mark(self, stored: history.Stored, ruling: Ruling, *, forget_text: bool = False) -> None:
         with self._db.session() as s:
+            if forget_text:  # banned after the message was stored: drop the text it kept
+                history.forget_text(s, stored.message_id)
             history.mark_handled(s, stored.message_id, ruling.action, ruling.reason)
 
     # --- stages ---------------------------------------------------------------------------
@@ -247,7 +249,7 @@ class Pipeline:
         controls = await asyncio.to_thread(self._controls, stored)
         if controls.banned:  # not even analysed: a banned user's text is not kept
             banned = Ruling(DecisionAction.IGNORE, "the user is banned (kept as metadata only)")
-            await asyncio.to_thread(self._mark, stored, banned)
+            await asyncio.to_thread(self._mark, stored, banned, forget_text=True)
             return Decision(banned.action, banned.reason, message_id=stored.message_id)
         analysis, verdict = await asyncio.to_thread(self._analyse, account.name, incoming.text)
         paused, turns, cooling = await asyncio.to_thread(self._context, account, stored)

@@ -107,6 +107,8 @@ def cancel_send(session: Session, outbox_id: int) -> bool:
     """Stop a reply that has not gone out yet (a delayed auto reply, say); its draft becomes
     rejected so it never counts as a good reply. False when it is no longer pending."""
     row = session.get(m.OutboxItem, outbox_id)
+    if row is None or row.kind is not m.OutboxKind.REPLY:
+        return False  # a moderators' card or notice is not the user's reply: never cancelled
     result = session.execute(
         update(m.OutboxItem)
         .where(m.OutboxItem.id == outbox_id, m.OutboxItem.status == m.OutboxStatus.PENDING)
@@ -114,7 +116,7 @@ def cancel_send(session: Session, outbox_id: int) -> bool:
     )
     if not getattr(result, "rowcount", 0):
         return False
-    if row is not None and row.draft_id is not None and row.kind is m.OutboxKind.REPLY:
+    if row.draft_id is not None:
         session.execute(
             update(m.ReplyDraft)
             .where(m.ReplyDraft.id == row.draft_id)

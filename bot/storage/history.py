@@ -228,21 +228,31 @@ def save_analysis(session: Session, message_id: int, analysis: Analysis, verdict
     session.add(row)
 
 
+def forget_text(session: Session, message_id: int) -> None:
+    """Keep a stored message as metadata only (its sender was banned meanwhile)."""
+    session.execute(update(m.Message).where(m.Message.id == message_id).values(text=""))
+
+
 def recent_turns(
     session: Session, conversation_id: int, before_message_id: int, limit: int
 ) -> list[Turn]:
     """The last `limit` turns of a conversation before a message, oldest first.
 
-    Only the newest edit of each message counts, erased users' text is skipped (and so are the
-    bot's replies to them, which may repeat it), and outbound rows count only once they were
-    sent.
+    Only the newest edit of each message counts, erased and banned users' text is skipped (and
+    so are the bot's replies to them, which may repeat it), and outbound rows count only once
+    they were sent.
     """
     if limit <= 0:
         return []
     asked = aliased(m.Message)
     asker = aliased(m.PlatformUser)
     rows = session.execute(
-        select(m.Message, m.PlatformUser.display_name, m.PlatformUser.erased, asker.erased)
+        select(
+            m.Message,
+            m.PlatformUser.display_name,
+            m.PlatformUser.erased | m.PlatformUser.banned_at.is_not(None),
+            asker.erased | asker.banned_at.is_not(None),
+        )
         .outerjoin(m.PlatformUser, m.Message.user_id == m.PlatformUser.id)
         .outerjoin(asked, m.Message.reply_to_id == asked.id)
         .outerjoin(asker, asked.user_id == asker.id)

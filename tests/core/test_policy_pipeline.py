@@ -267,7 +267,7 @@ def test_a_delayed_reply_waits_and_can_be_cancelled(migrated_db: Database) -> No
     [pending] = service.pending_sends(OPERATOR)
     assert pending.updated_at - pending.created_at > timedelta(minutes=9)
     assert service.cancel_send(OPERATOR, pending.id, reason="wrong order").status == "cancelled"
-    with pytest.raises(InvalidStateError, match="no longer waiting"):
+    with pytest.raises(InvalidStateError, match="not a reply waiting"):
         service.cancel_send(OPERATOR, pending.id)
     with migrated_db.session() as s:
         row = s.get_one(m.OutboxItem, pending.id)
@@ -337,3 +337,29 @@ def test_attacks_and_harmful_requests_never_reach_the_model(
     assert service.reject(OPERATOR, item.draft_id).status == "rejected"
     [(action, _)] = _run(pipeline, outbox, _msg(2, "where is my order #1234?"))
     assert action == "auto" and len(drafter.calls) == 1  # the next message is drafted as usual
+
+
+def test_a_banned_users_earlier_words_leave_the_prompts_and_a_late_ban_drops_the_text(
+    migrated_db: Database,
+) -> None:
+    drafter = CannedDrafter()
+    pipeline, outbox, _ = _build(migrated_db, _account(), drafter)
+    service = ModerationService(migrated_db, gate=AllowAll)
+    _run(pipeline, outbox, _msg(1, "my parcel 77 is late, any news?", user="u9"))
+    _run(pipeline, outbox, _msg(2, "where is my order #1234?", user="u8"))
+    assert any("parcel 77" in t.text for t in drafter.calls[-1][0])  # the group's context
+    service.ban(OPERATOR, "acct", "u9")
+    _run(pipeline, outbox, _msg(3, "and my order #1235?", user="u8"))
+    history_of_u8 = [t.text for t in drafter.calls[-1][0]]
+    assert "where is my order #1234?" in history_of_u8
+    assert all("parcel 77" not in t for t in history_of_u8)
+    assert history_of_u8.count(drafter.text) == 1  # the answer to u8 stays, not the one to u9
+
+    # Banned after the message was stored, before it was handled (a resume, a slow queue).
+    late = _msg(4, "my secret plan", user="u7")
+    stored = pipeline._store(late)
+    service.ban(OPERATOR, "acct", "u7")
+    decision = asyncio.run(pipeline._process(late, stored))
+    assert decision.action is DecisionAction.IGNORE
+    with migrated_db.session() as s:
+        assert s.scalar(select(m.Message.text).where(m.Message.id == stored.message_id)) == ""
