@@ -63,6 +63,7 @@ def send_safe_response(
     """Answer a message about self-harm at once with the account's safe response (whatever
     the mode: it points to help and promises nothing), and alert the moderators now."""
     history.save_analysis(s, stored.message_id, analysis, verdict)
+    chat_controls.cancel_pending_replies(s, stored.conversation_id)
     outbox_id = outbox_store.enqueue(
         s,
         account_id=stored.account_id,
@@ -96,6 +97,7 @@ def hand_off(
     """The user asked for a person: acknowledge, hand the chat to the moderators, tell them."""
     history.save_analysis(s, stored.message_id, analysis, verdict)
     chat_controls.set_handed_off(s, stored.conversation_id, True)
+    chat_controls.cancel_pending_replies(s, stored.conversation_id)
     outbox_id = outbox_store.enqueue(
         s,
         account_id=stored.account_id,

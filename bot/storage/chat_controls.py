@@ -125,6 +125,20 @@ def cancel_send(session: Session, outbox_id: int) -> bool:
     return True
 
 
+def cancel_pending_replies(session: Session, conversation_id: int) -> int:
+    """Cancel a chat's replies still waiting to go out (a send delay), drafts rejected: what
+    the policy sends at once (a safe response, a handoff acknowledgement) must not queue
+    behind them, and a cheerful draft must not follow it. Returns how many."""
+    ids = session.scalars(
+        select(m.OutboxItem.id).where(
+            m.OutboxItem.conversation_id == conversation_id,
+            m.OutboxItem.kind == m.OutboxKind.REPLY,
+            m.OutboxItem.status == m.OutboxStatus.PENDING,
+        )
+    ).all()
+    return sum(cancel_send(session, outbox_id) for outbox_id in ids)
+
+
 def pending_replies(
     session: Session, accounts: tuple[str, ...] | None, limit: int = 50
 ) -> list[OutboxRow]:

@@ -363,3 +363,25 @@ def test_a_banned_users_earlier_words_leave_the_prompts_and_a_late_ban_drops_the
     assert decision.action is DecisionAction.IGNORE
     with migrated_db.session() as s:
         assert s.scalar(select(m.Message.text).where(m.Message.id == stored.message_id)) == ""
+
+
+def test_a_safe_response_does_not_wait_behind_a_delayed_reply(migrated_db: Database) -> None:
+    acct = _account(send_delay_s=600, safe_response="Please call 988; you are not alone.")
+    pipeline, outbox, channel = _build(migrated_db, acct)
+
+    async def handle() -> list[DecisionAction]:
+        first = await pipeline.handle(_msg(1, "where is my order #1234?"))
+        second = await pipeline.handle(_msg(2, "I want to hurt myself tonight"))
+        await asyncio.sleep(0.5)  # the safe response is due now; nothing else is
+        await outbox.close()
+        return [first.action, second.action]
+
+    assert asyncio.run(handle()) == [DecisionAction.AUTO, DecisionAction.AUTO]
+    assert [(chat, t) for chat, kind, t in _sent(channel) if kind == "reply"] == [
+        ("c1", "Please call 988; you are not alone.")
+    ]
+    with migrated_db.session() as s:  # the cheerful delayed reply was cancelled, not sent later
+        statuses = s.scalars(
+            select(m.OutboxItem.status).where(m.OutboxItem.kind == m.OutboxKind.REPLY)
+        ).all()
+        assert sorted(x.value for x in statuses) == ["cancelled", "sent"]
