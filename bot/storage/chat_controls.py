@@ -62,7 +62,30 @@ def set_banned(session: Session, account_id: int, platform_user_id: str, banned:
         .where(m.PlatformUser.id == user.id, ~already)
         .values(banned_at=utcnow() if banned else None)
     )
-    return bool(getattr(result, "rowcount", 0))
+    changed = bool(getattr(result, "rowcount", 0))
+    if changed and banned:
+        _stop_what_is_on_its_way(session, user.id)
+    return changed
+
+
+def _stop_what_is_on_its_way(session: Session, user_id: int) -> None:
+    """A ban also stops the replies to that user not sent yet (a send delay) and the drafts
+    for them still in the queue: "never answered" holds from the ban on."""
+    theirs = select(m.Message.id).where(m.Message.user_id == user_id)
+    pending = session.scalars(
+        select(m.OutboxItem.id).where(
+            m.OutboxItem.kind == m.OutboxKind.REPLY,
+            m.OutboxItem.status == m.OutboxStatus.PENDING,
+            m.OutboxItem.reply_to_id.in_(theirs),
+        )
+    ).all()
+    for outbox_id in pending:
+        cancel_send(session, outbox_id)
+    session.execute(
+        update(m.ReplyDraft)
+        .where(m.ReplyDraft.message_id.in_(theirs), m.ReplyDraft.status == m.DraftStatus.QUEUED)
+        .values(status=m.DraftStatus.REJECTED)
+    )
 
 
 def add_strike(session: Session, user_id: int) -> None:

@@ -40,10 +40,11 @@ def _cli(*args: str) -> str:
 def test_ban_handoff_and_reply_from_the_cli(db: Database) -> None:
     _, draft_id = queue_draft(db, account="default", platform="console", chat_id="local")
 
-    assert "is banned" in _cli("users", "ban", "default", "9", "--reason", "spam")
+    # Another user: a ban also rejects the banned user's queued drafts (test_policy_pipeline).
+    assert "is banned" in _cli("users", "ban", "default", "7", "--reason", "spam")
     with pytest.raises(InvalidStateError, match="already banned"):
-        _cli("users", "ban", "default", "9")
-    assert "no longer banned" in _cli("users", "unban", "default", "9")
+        _cli("users", "ban", "default", "7")
+    assert "no longer banned" in _cli("users", "unban", "default", "7")
 
     assert "handed to people" in _cli("chats", "handoff", "default", "local")
     assert "handed back" in _cli("chats", "handback", "default", "local")

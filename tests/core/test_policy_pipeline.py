@@ -385,3 +385,36 @@ def test_a_safe_response_does_not_wait_behind_a_delayed_reply(migrated_db: Datab
             select(m.OutboxItem.status).where(m.OutboxItem.kind == m.OutboxKind.REPLY)
         ).all()
         assert sorted(x.value for x in statuses) == ["cancelled", "sent"]
+
+
+@pytest.mark.parametrize("mode", [Mode.AUTO, Mode.REVIEW_ALL])
+def test_a_ban_stops_replies_and_drafts_on_their_way_to_the_user(
+    migrated_db: Database, mode: Mode
+) -> None:
+    """auto: a reply waiting out the send delay is cancelled; review_all: the queued draft is
+    rejected. Another user's reply in the same chat is left alone."""
+    pipeline, outbox, _ = _build(migrated_db, _account(mode, send_delay_s=600))
+
+    async def handle() -> None:
+        await pipeline.handle(_msg(1, "where is my order #1234?", user="u9"))
+        await pipeline.handle(_msg(2, "and where is order #1235?", user="u8"))
+        await outbox.close()
+
+    asyncio.run(handle())
+    ModerationService(migrated_db, gate=AllowAll).ban(OPERATOR, "acct", "u9")
+    with migrated_db.session() as s:
+        rows = s.execute(
+            select(m.Message.platform_message_id, m.ReplyDraft.status)
+            .join(m.ReplyDraft, m.ReplyDraft.message_id == m.Message.id)
+            .order_by(m.Message.id)
+        ).all()
+        replies = s.scalars(
+            select(m.OutboxItem.status)
+            .where(m.OutboxItem.kind == m.OutboxKind.REPLY)
+            .order_by(m.OutboxItem.id)
+        ).all()
+    assert rows[0][1] is DraftStatus.REJECTED
+    if mode is Mode.AUTO:
+        assert replies == [OutboxStatus.CANCELLED, OutboxStatus.PENDING]
+    else:
+        assert rows[1][1] is DraftStatus.QUEUED and replies == []
