@@ -63,15 +63,7 @@ def send_safe_response(
     """Answer a message about self-harm at once with the account's safe response (whatever
     the mode: it points to help and promises nothing), and alert the moderators now."""
     history.save_analysis(s, stored.message_id, analysis, verdict)
-    chat_controls.cancel_pending_replies(s, stored.conversation_id)
-    outbox_id = outbox_store.enqueue(
-        s,
-        account_id=stored.account_id,
-        conversation_id=stored.conversation_id,
-        text=account.policy.safe_response,
-        draft_id=None,
-        reply_to_id=stored.message_id,
-    )
+    outbox_id = _answer_now(s, stored, account.policy.safe_response)
     _audit(s, stored, incoming, ModerationKind.SAFE_REPLY, account.policy.safe_response)
     alert = _notice(
         s,
@@ -86,6 +78,25 @@ def send_safe_response(
     return Acted(DecisionAction.AUTO, reason, outbox_id, wake=_wake(stored.conversation_id, alert))
 
 
+def _answer(s: Session, stored: history.Stored, text: str) -> int:
+    """Queue `text` as the account's reply to the stored message (no draft behind it)."""
+    return outbox_store.enqueue(
+        s,
+        account_id=stored.account_id,
+        conversation_id=stored.conversation_id,
+        text=text,
+        draft_id=None,
+        reply_to_id=stored.message_id,
+    )
+
+
+def _answer_now(s: Session, stored: history.Stored, text: str) -> int:
+    """`_answer`, first cancelling the chat's replies still waiting out a send delay, so this
+    one is not queued behind them and nothing drafted earlier follows it."""
+    chat_controls.cancel_pending_replies(s, stored.conversation_id)
+    return _answer(s, stored, text)
+
+
 def hand_off(
     s: Session,
     account: Account,
@@ -97,15 +108,7 @@ def hand_off(
     """The user asked for a person: acknowledge, hand the chat to the moderators, tell them."""
     history.save_analysis(s, stored.message_id, analysis, verdict)
     chat_controls.set_handed_off(s, stored.conversation_id, True)
-    chat_controls.cancel_pending_replies(s, stored.conversation_id)
-    outbox_id = outbox_store.enqueue(
-        s,
-        account_id=stored.account_id,
-        conversation_id=stored.conversation_id,
-        text=account.policy.handoff_reply,
-        draft_id=None,
-        reply_to_id=stored.message_id,
-    )
+    outbox_id = _answer_now(s, stored, account.policy.handoff_reply)
     _audit(s, stored, incoming, ModerationKind.HANDOFF, None, "the user asked for a person")
     alert = _notice(
         s,
@@ -192,14 +195,7 @@ def send_away(
     if hours is None or (last_sent is not None and not hours.reopened_between(last_sent, now)):
         return None
     chat_controls.mark_away_sent(s, stored.conversation_id, now)
-    return outbox_store.enqueue(
-        s,
-        account_id=stored.account_id,
-        conversation_id=stored.conversation_id,
-        text=hours.away_message,
-        draft_id=None,
-        reply_to_id=stored.message_id,
-    )
+    return _answer(s, stored, hours.away_message)
 
 
 def send_after(account: Account) -> datetime | None:
