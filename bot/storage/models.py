@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Boolean,
     DateTime,
     Enum,
@@ -433,3 +434,51 @@ class OutboxItem(Base):
         TZDateTime, server_default=func.now(), onupdate=func.now()
     )
     sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class WebUser(Base):
+    """A dashboard user (moderator or operator). `accounts` None: may act on every account."""
+
+    __tablename__ = "web_users"
+    __table_args__ = (
+        UniqueConstraint("name"),
+        CheckConstraint("role IN ('moderator', 'operator')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, argon2-cffi's encoded form
+    role: Mapped[str] = mapped_column(String(16))
+    accounts: Mapped[list[str] | None] = mapped_column(JSON)
+    # The user's own platform identity: one-time login links go only to this private chat.
+    platform: Mapped[str | None] = mapped_column(String(32))
+    platform_user_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+    disabled_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+
+class WebLoginLink(Base):
+    """A one-time login link. Only the token's SHA-256 is stored; `used_at` makes it single-use."""
+
+    __tablename__ = "web_login_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, server_default=func.now())
+
+
+class TopicRun(Base):
+    """One fit of the topics job for one account: its window and the topics it found (JSON)."""
+
+    __tablename__ = "topic_runs"
+    __table_args__ = (Index("ix_topic_runs_account", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    fitted_at: Mapped[datetime] = mapped_column(TZDateTime)
+    window_start: Mapped[datetime] = mapped_column(TZDateTime)
+    window_end: Mapped[datetime] = mapped_column(TZDateTime)
+    messages: Mapped[int] = mapped_column(Integer)
+    topics: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
