@@ -57,6 +57,7 @@ def write_splits(
     davidson: int = 900,
     airline: int = 900,
     neutral: Path | None = NEUTRAL,
+    toxigen_repeat: int = 1,
 ) -> dict[str, int]:
     """Write both files into `out`; returns their row counts."""
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def write_splits(
     ]
     random.Random(seed).shuffle(statements)
     first, rest = _cut(statements, 0.5)
-    train += first
+    train += first * toxigen_repeat  # few rows: repeated so they weigh against 1,800 tweets
     heldout += [{**r, "source": "toxigen"} for r in rest]
 
     brand = [
@@ -120,6 +121,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--davidson", type=int, default=900, help="training rows per class")
+    parser.add_argument("--airline", type=int, default=900, help="airline tweets to train")
+    parser.add_argument("--toxigen-repeat", type=int, default=1, help="ToxiGen rows, times")
     parser.add_argument("--neutral", type=Path, default=NEUTRAL, help="neutral statements")
     parser.add_argument("--no-neutral", action="store_true", help="leave them out")
     args = parser.parse_args()
@@ -128,6 +131,8 @@ def main() -> None:
         args.out,
         seed=args.seed,
         davidson=args.davidson,
+        airline=args.airline,
+        toxigen_repeat=args.toxigen_repeat,
         neutral=None if args.no_neutral else args.neutral,
     )
     for name, n in counts.items():

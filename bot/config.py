@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from bot.account_tables import AccountTable, check_webhook_secret, split_ids, split_labels
-from bot.domain import DEFAULT_FALLBACK, DEFAULT_PERSONA, Mode
+from bot.domain import DEFAULT_FALLBACK, DEFAULT_PERSONA, SAFETY_LABEL_VERDICTS, Mode
 
 DEFAULT_INTENTS = (
     "question",
@@ -224,15 +224,15 @@ class Settings(BaseSettings):
         300.0, ge=10.0, description="Lease expiry for the one nightly runner (renewed meanwhile)."
     )
     safety_label_verdicts: dict[str, str] = Field(
-        default_factory=lambda: {
-            "neither": "allow",
-            "neutral": "allow",
-            "safe": "allow",
-            "offensive": "review",
-            "hate": "block",
-            "unsafe_request": "block",
-        },
+        default_factory=lambda: dict(SAFETY_LABEL_VERDICTS),
         description="Safety head label -> allow / review / block; unknown labels review.",
+    )
+    safety_max_false_positive_rate: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="The eval gate refuses a safety head that flags more than this share of the "
+        "held-out texts whose label is allowed (neutral statements, ordinary traffic).",
     )
     # --- privacy -------------------------------------------------------------------------
     redact_pii: bool = Field(

@@ -34,6 +34,17 @@ class VerdictAction(StrEnum):
     BLOCK = "block"
 
 
+# A safety head's label -> what the gate does at least (the `safety_label_verdicts` default).
+SAFETY_LABEL_VERDICTS: dict[str, str] = {
+    "neither": "allow",
+    "neutral": "allow",
+    "safe": "allow",
+    "offensive": "review",
+    "hate": "block",
+    "unsafe_request": "block",
+}
+
+
 class DecisionAction(StrEnum):
     IGNORE = "ignore"
     AUTO = "auto"

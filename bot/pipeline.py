@@ -18,13 +18,11 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.orm import Session
-
-from bot import policy_actions as actions
 from bot.accounts import Account
 from bot.business_hours import OutsideHours
 from bot.candidate_choice import choose
 from bot.domain import (
+    SAFETY_LABEL_VERDICTS,
     Analysis,
     Decision,
     DecisionAction,
@@ -41,6 +39,7 @@ from bot.domain import (
 from bot.errors import ConfigError
 from bot.handoff import asks_for_person
 from bot.keyed_lock import KeyedLocks
+from bot.nlp.heads import with_safety_head
 from bot.outbox import Outbox
 from bot.policy import NO_DRAFT_FLAGS, SELF_HARM, Ruling, after_draft, before_draft, screen
 from bot.redaction import redact_draft, redact_incoming
@@ -49,6 +48,9 @@ from bot.storage import accounts as account_store
 from bot.storage import chat_controls, history, outbox_store
 from bot.storage import drafts as draft_store
 from bot.storage.db import Database
+from sqlalchemy.orm import Session
+
+from bot import policy_actions as actions
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +99,20 @@ class Pipeline:
         adapters: Mapping[str, str] | None = None,
         activity: Activity | None = None,
         redact_pii: bool = False,
+        safety_verdicts: Mapping[str, str] = SAFETY_LABEL_VERDICTS,
     ) -> None:
         """`accounts` maps each served account's name to its settings (mode, cooldown,
         moderators' chat, reply style); `classifiers` optionally gives an account its own
         classifier (its intent labels); `adapters` names the loaded adapter each account's
         drafts use (absent: the model host's active one); `activity` wraps drafting (e.g. a
         typing indicator); `redact_pii` scrubs personal data out of messages and drafts
-        before they are stored (bot/redaction.py)."""
+        before they are stored (bot/redaction.py); `safety_verdicts` maps a promoted safety
+        head's label to the verdict it asks for at least (`safety_label_verdicts`)."""
         self._db = db
         self._classifier = classifier
         self._classifiers = dict(classifiers or {})
         self._gate = gate
+        self._safety_verdicts = dict(safety_verdicts)
         self._drafter = drafter
         self._outbox = outbox
         self._accounts = dict(accounts)
@@ -346,7 +351,8 @@ class Pipeline:
         classifier = self._classifiers.get(account, self._classifier)
         (analysis,) = classifier.classify_many([text])
         (verdict,) = self._gate.check_inputs([text], self._accounts[account].check_context())
-        return analysis, verdict
+        # A promoted safety head only ever makes the verdict stricter (bot/nlp/heads.py).
+        return analysis, with_safety_head(verdict, analysis, self._safety_verdicts)
 
     def _context(self, account: Account, stored: history.Stored) -> tuple[bool, list[Turn], bool]:
         with self._db.session() as s:

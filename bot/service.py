@@ -270,6 +270,7 @@ class Service:
             adapters=adapters,
             activity=lambda incoming: channels[incoming.account].activity(incoming),
             redact_pii=settings.redact_pii,
+            safety_verdicts=settings.safety_label_verdicts,
         )
         loop = asyncio.get_running_loop()
 

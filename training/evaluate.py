@@ -5,7 +5,10 @@ exactly as generation renders the prompt) and on a fixed probe set of customer m
 (`training/data/probes.jsonl`): the share of drafts that fall back, and the share the safety
 gate blocks. Classifier heads are measured by macro-F1 and macro-recall on held-out labelled
 examples. The baseline is the account's active adapter of that kind, or, when there is none,
-the base model (replies) or the lexical rules (classifiers).
+the base model (replies) or the lexical rules (classifiers). A safety head is also measured by
+its false-positive rate: the share of held-out texts labelled with an allowed label (`neither`)
+that it would send to review or block. Macro-F1 alone rewards a head that flags everything
+written about a group of people, which is what a brand would feel most.
 
 A candidate is promoted only if it beats the baseline by `promote_margin` and does not raise
 the blocked share; a non-finite metric (a corrupted adapter) is refused outright. The metrics
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +79,8 @@ class ClassifierMetrics:
     accuracy: float
     examples: int
     per_class_recall: dict[str, float] = field(default_factory=dict)
+    # Safety heads only: the share of allowed-label texts the head would flag (review/block).
+    false_positive_rate: float | None = None
 
     @property
     def sound(self) -> bool:
@@ -142,10 +147,22 @@ def decide_reply(
 
 
 def decide_classifier(
-    candidate: ClassifierMetrics, baseline: ClassifierMetrics, margin: float
+    candidate: ClassifierMetrics,
+    baseline: ClassifierMetrics,
+    margin: float,
+    max_false_positive_rate: float = 1.0,
 ) -> tuple[bool, str]:
+    """Promote on macro-F1; a safety head must also keep its false-positive rate at or under
+    `max_false_positive_rate` (or the baseline's, if that is higher)."""
     if not candidate.sound:
         return False, "the candidate's scores are not finite: the head is broken"
+    if candidate.false_positive_rate is not None:
+        allowed = max(max_false_positive_rate, baseline.false_positive_rate or 0.0)
+        if candidate.false_positive_rate > allowed:
+            return False, (
+                f"it flags {candidate.false_positive_rate:.1%} of the held-out texts that should "
+                f"pass (at most {allowed:.1%} allowed: safety_max_false_positive_rate)"
+            )
     needed = baseline.macro_f1 * (1 + margin)
     if not candidate.macro_f1 > needed:
         return False, (
@@ -155,8 +172,14 @@ def decide_classifier(
     return True, f"macro-F1 {candidate.macro_f1:.3f} against {baseline.macro_f1:.3f}"
 
 
-def classifier_metrics(truth: Sequence[str], predicted: Sequence[str]) -> ClassifierMetrics:
-    """Macro-F1 and macro-recall over the labels present in `truth`."""
+def classifier_metrics(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    allowed: Collection[str] | None = None,
+) -> ClassifierMetrics:
+    """Macro-F1 and macro-recall over the labels present in `truth`; with `allowed` (a safety
+    head's labels that the gate lets through) also the false-positive rate: the share of texts
+    whose true label is allowed but whose predicted label is not."""
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
     labels = sorted(set(truth))
@@ -171,7 +194,22 @@ def classifier_metrics(truth: Sequence[str], predicted: Sequence[str]) -> Classi
         accuracy=float(accuracy_score(truth, predicted)),
         examples=len(truth),
         per_class_recall={label: float(r) for label, r in zip(labels, per_class, strict=True)},
+        false_positive_rate=None
+        if allowed is None
+        else _false_positives(truth, predicted, allowed),
     )
+
+
+def _false_positives(
+    truth: Sequence[str], predicted: Sequence[str], allowed: Collection[str]
+) -> float:
+    passing = [p for t, p in zip(truth, predicted, strict=True) if t in allowed]
+    return sum(p not in allowed for p in passing) / len(passing) if passing else 0.0
+
+
+def allowed_safety_labels(verdicts: Mapping[str, str]) -> frozenset[str]:
+    """The safety labels the gate lets through (`safety_label_verdicts` saying allow)."""
+    return frozenset(label for label, action in verdicts.items() if action == "allow")
 
 
 def predictions(
@@ -384,9 +422,17 @@ def evaluate_classifier(
         settings, account, {**others, **({task: baseline} if baseline else {})}
     )
     ours = load_account_classifier(settings, account, {**others, task: candidate})
-    base_metrics = classifier_metrics(truth, predictions(theirs.classify_many, task, texts))
-    cand_metrics = classifier_metrics(truth, predictions(ours.classify_many, task, texts))
-    promote, reason = decide_classifier(cand_metrics, base_metrics, settings.promote_margin)
+    allowed = allowed_safety_labels(settings.safety_label_verdicts) if task == "safety" else None
+    base_metrics = classifier_metrics(
+        truth, predictions(theirs.classify_many, task, texts), allowed
+    )
+    cand_metrics = classifier_metrics(truth, predictions(ours.classify_many, task, texts), allowed)
+    promote, reason = decide_classifier(
+        cand_metrics,
+        base_metrics,
+        settings.promote_margin,
+        settings.safety_max_false_positive_rate,
+    )
     return Verdict(
         candidate=candidate.name,
         baseline=baseline.name if baseline is not None else "lexical rules",
@@ -450,5 +496,12 @@ def evaluate(
 
 
 def _headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("perplexity", "fallback_rate", "blocked_share", "macro_f1", "macro_recall")
-    return {key: metrics[key] for key in keys if key in metrics}
+    keys = (
+        "perplexity",
+        "fallback_rate",
+        "blocked_share",
+        "macro_f1",
+        "macro_recall",
+        "false_positive_rate",
+    )
+    return {key: metrics[key] for key in keys if metrics.get(key) is not None}

@@ -18,6 +18,7 @@ from training import registry
 from training.evaluate import (
     ClassifierMetrics,
     ReplyMetrics,
+    allowed_safety_labels,
     classifier_metrics,
     decide_classifier,
     decide_reply,
@@ -51,6 +52,25 @@ def test_classifier_decisions_and_metrics() -> None:
     assert decide_classifier(ClassifierMetrics(0.6, 0.6, 0.7, 10), base, 0.02)[0]
     assert not decide_classifier(ClassifierMetrics(0.505, 0.6, 0.7, 10), base, 0.02)[0]
     assert not decide_classifier(ClassifierMetrics(math.nan, 0.6, 0.7, 10), base, 0.02)[0]
+
+
+def test_a_safety_head_that_flags_neutral_texts_is_refused_despite_its_macro_f1() -> None:
+    truth = ["neither"] * 8 + ["hate"] * 2
+    allowed = allowed_safety_labels({"neither": "allow", "hate": "block", "offensive": "review"})
+    assert allowed == {"neither"}
+    baseline = classifier_metrics(truth, ["neither"] * 10, allowed)
+    assert baseline.false_positive_rate == 0.0
+    # Catches both hateful texts but flags 2 of the 8 neutral ones: 25% false positives.
+    eager = classifier_metrics(truth, ["neither"] * 6 + ["hate"] * 4, allowed)
+    assert eager.false_positive_rate == 0.25 and eager.macro_f1 > baseline.macro_f1
+    ok, why = decide_classifier(eager, baseline, 0.02, max_false_positive_rate=0.05)
+    assert not ok and "25.0% of the held-out texts that should pass" in why
+    # One neutral text in eight (12.5%) passes a 15% limit, and macro-F1 decides.
+    careful = classifier_metrics(truth, ["neither"] * 7 + ["hate"] * 3, allowed)
+    assert careful.false_positive_rate == 0.125
+    assert decide_classifier(careful, baseline, 0.02, max_false_positive_rate=0.15)[0]
+    # Intent and sentiment heads have no false-positive rate and are judged as before.
+    assert classifier_metrics(truth, truth).false_positive_rate is None
 
 
 def test_the_held_out_split_is_stable_and_about_a_tenth() -> None:
