@@ -88,4 +88,5 @@ def _print_counts(result: Removed) -> None:
     from bot.storage.privacy import COUNTED
 
     for table in COUNTED:
-        typer.echo(f"  {table:<20} {result.counts.get(table, 0)}")
+        if table in result.counts:  # pruning has no in-flight rows or notices to count
+            typer.echo(f"  {table:<20} {result.counts[table]}")

@@ -107,6 +107,10 @@ class Role(StrEnum):
     BOT = "bot"
 
 
+# Marks the placeholder draft of a message waiting for a moderator's own reply (a handed-off
+# chat, a flagged message): its model name and its flag. Not a model's text.
+HANDOFF_FLAG = "handoff"
+
 DEFAULT_PERSONA = (
     "You are the friendly support account of a small online shop. "
     "You answer briefly, politely and honestly, and never make promises you cannot keep."

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot import labels as label_rules
 from bot.config import DEFAULT_INTENTS
 from bot.domain import (
+    HANDOFF_FLAG,
     Actor,
     AuditEntry,
     DraftStatus,
@@ -41,7 +42,6 @@ from bot.errors import (
 )
 from bot.moderation_chats import ChatActions
 from bot.moderation_chats import Refused as _Refused
-from bot.policy_actions import HANDOFF_FLAG
 from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.storage import accounts as account_store
 from bot.storage import drafts as draft_store

@@ -239,7 +239,7 @@ def _handoff(
     conversation_id = account_store.conversation_id(s, state.id, chat_id)
     if conversation_id is None:
         raise NotFoundError(f"account {account!r} has no chat {chat_id!r}; check the chat id")
-    if not chat_controls.set_handed_off(s, conversation_id, to_people):
+    if not chat_controls.set_handed_off(s, conversation_id, to_people, by=actor):
         already = "already handed to people" if to_people else "not handed off"
         raise InvalidStateError(f"chat {chat_id} of {account!r} is {already}; nothing changed")
     draft_store.audit(
@@ -271,7 +271,7 @@ def _ban(
         raise InputError("give the platform user id to ban (Telegram: the number /id shows)")
     verb = "ban users" if ban else "unban users"
     state = _account(service, s, actor, account, verb, "user", user_id)
-    if not chat_controls.set_banned(s, state.id, user_id, ban):
+    if not chat_controls.set_banned(s, state.id, user_id, ban, by=actor):
         already = "already banned" if ban else "not banned"
         raise InvalidStateError(f"user {user_id} of {account!r} is {already}; nothing changed")
     draft_store.audit(

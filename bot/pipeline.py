@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
+from bot import policy_actions as actions
 from bot.accounts import Account
 from bot.business_hours import OutsideHours
 from bot.candidate_choice import choose
@@ -37,6 +41,7 @@ from bot.domain import (
     utcnow,
 )
 from bot.errors import ConfigError
+from bot.events import NO_EVENTS, ServiceEvents
 from bot.handoff import asks_for_person
 from bot.keyed_lock import KeyedLocks
 from bot.nlp.heads import with_safety_head
@@ -48,9 +53,6 @@ from bot.storage import accounts as account_store
 from bot.storage import chat_controls, history, outbox_store
 from bot.storage import drafts as draft_store
 from bot.storage.db import Database
-from sqlalchemy.orm import Session
-
-from bot import policy_actions as actions
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Pipeline:
         adapters: Mapping[str, str] | None = None,
         activity: Activity | None = None,
         redact_pii: bool = False,
+        events: ServiceEvents = NO_EVENTS,
         safety_verdicts: Mapping[str, str] = SAFETY_LABEL_VERDICTS,
     ) -> None:
         """`accounts` maps each served account's name to its settings (mode, cooldown,
@@ -106,8 +109,9 @@ class Pipeline:
         classifier (its intent labels); `adapters` names the loaded adapter each account's
         drafts use (absent: the model host's active one); `activity` wraps drafting (e.g. a
         typing indicator); `redact_pii` scrubs personal data out of messages and drafts
-        before they are stored (bot/redaction.py); `safety_verdicts` maps a promoted safety
-        head's label to the verdict it asks for at least (`safety_label_verdicts`)."""
+        before they are stored (bot/redaction.py); `events` hears of drafts, verdicts and
+        decisions (metrics, bot/events.py); `safety_verdicts` maps a promoted safety head's
+        label to the verdict it asks for at least (`safety_label_verdicts`)."""
         self._db = db
         self._classifier = classifier
         self._classifiers = dict(classifiers or {})
@@ -120,6 +124,7 @@ class Pipeline:
         self._history_turns = history_turns
         self._activity = activity
         self._redact_pii = redact_pii
+        self._events = events
         self._chat_locks = KeyedLocks()
         self._background: set[asyncio.Task[Decision]] = set()
 
@@ -250,6 +255,11 @@ class Pipeline:
             return history.load_incoming(s, message_id)
 
     async def _process(self, incoming: Incoming, stored: history.Stored) -> Decision:
+        decision = await self._decide(incoming, stored)
+        self._events.decided(incoming.account, decision.action, decision.draft_id is not None)
+        return decision
+
+    async def _decide(self, incoming: Incoming, stored: history.Stored) -> Decision:
         account = self.account(incoming.account)
         controls = await asyncio.to_thread(self._controls, stored)
         if controls.banned:  # not even analysed: a banned user's text is not kept
@@ -257,6 +267,7 @@ class Pipeline:
             await asyncio.to_thread(self._mark, stored, banned, forget_text=True)
             return Decision(banned.action, banned.reason, message_id=stored.message_id)
         analysis, verdict = await asyncio.to_thread(self._analyse, account.name, incoming.text)
+        self._events.verdict("input", verdict.action, verdict.flags)
         paused, turns, cooling = await asyncio.to_thread(self._context, account, stored)
         mode = account.mode
         ruling = before_draft(
@@ -295,7 +306,9 @@ class Pipeline:
             adapter=self._adapters.get(account.name),
         )
         async with self._activity(incoming) if self._activity else nullcontext():
+            started = time.perf_counter()
             draft = await self._drafter.adraft(request)
+            self._events.generated(account.name, time.perf_counter() - started)
         if self._redact_pii:  # before the gate and storage: what is kept is what is checked
             draft = redact_draft(draft)
         context = account.check_context(incoming.text)
@@ -305,6 +318,7 @@ class Pipeline:
             lambda text: self._gate.check_draft(text, context),
             account.style.fallback_reply,
         )
+        self._events.verdict("draft", draft_verdict.action, draft_verdict.flags)
         hours = account.policy.hours
         open_now = hours is None or hours.is_open(utcnow())
         ruling = after_draft(
@@ -321,7 +335,7 @@ class Pipeline:
             and hours.outside is OutsideHours.AWAY
             and ruling.action is DecisionAction.REVIEW
         )
-        draft_id, outbox_id, card_chat = await asyncio.to_thread(
+        finished = await asyncio.to_thread(
             self._finish_drafted,
             account,
             stored,
@@ -333,6 +347,9 @@ class Pipeline:
             away,
             controls.away_sent_at,
         )
+        if isinstance(finished, actions.Acted):  # banned or handed off while drafting
+            return self._acted(finished, stored)
+        draft_id, outbox_id, card_chat = finished
         if self._outbox is not None:
             if outbox_id is not None:
                 self._outbox.notify(stored.conversation_id)
@@ -426,13 +443,17 @@ class Pipeline:
         ruling: Ruling,
         away: bool = False,
         away_sent_at: datetime | None = None,
-    ) -> tuple[int, int | None, int | None]:
+    ) -> tuple[int, int | None, int | None] | actions.Acted:
         """Commit the outcome; returns the draft, its outbox row (or the away message's) and
         the card's chat. `away`: outside business hours with an away message, last sent to
-        this chat at `away_sent_at` (None: never)."""
+        this chat at `away_sent_at` (None: never). A ban or handoff that came while drafting
+        wins instead: what it did to the message is returned and the draft is not kept."""
         auto = ruling.action is DecisionAction.AUTO
         card_chat = None
         with self._db.session() as s:
+            late = actions.controls_changed(s, account, stored, analysis, verdict)
+            if late is not None:
+                return late
             history.save_analysis(s, stored.message_id, analysis, verdict)
             draft_id = draft_store.create_draft(
                 s,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot.accounts import Account
 from bot.cards import card_text
 from bot.domain import (
+    HANDOFF_FLAG,
     Actor,
     ActorKind,
     Analysis,
@@ -36,7 +37,6 @@ from bot.storage import chat_controls, history, outbox_store
 from bot.storage import drafts as draft_store
 
 POLICY = Actor(ActorKind.POLICY, "policy", "policy")
-HANDOFF_FLAG = "handoff"  # marks the placeholder draft of a message waiting for a person
 QUOTE_CHARS = 500
 
 
@@ -107,7 +107,7 @@ def hand_off(
 ) -> Acted:
     """The user asked for a person: acknowledge, hand the chat to the moderators, tell them."""
     history.save_analysis(s, stored.message_id, analysis, verdict)
-    chat_controls.set_handed_off(s, stored.conversation_id, True)
+    chat_controls.set_handed_off(s, stored.conversation_id, True, by=POLICY)
     outbox_id = _answer_now(s, stored, account.policy.handoff_reply)
     _audit(s, stored, incoming, ModerationKind.HANDOFF, None, "the user asked for a person")
     alert = _notice(
@@ -183,6 +183,32 @@ def _wait_for_person(
         )
     history.mark_handled(s, stored.message_id, DecisionAction.REVIEW, reason)
     return Acted(DecisionAction.REVIEW, reason, draft_id=draft_id, wake=_wake(card))
+
+
+def controls_changed(
+    s: Session,
+    account: Account,
+    stored: history.Stored,
+    analysis: Analysis,
+    verdict: Verdict,
+) -> Acted | None:
+    """A ban or a handoff that landed while the model was drafting (the pipeline read the
+    controls before): checked again in the unit of work that would keep the draft, which is
+    then dropped. Banned: the message stays metadata only and nothing is sent; handed off: it
+    waits for a moderator's own reply, as a handed-off chat's messages do. None: unchanged."""
+    now = chat_controls.controls(s, stored.conversation_id, stored.user_id, lock=True)
+    if now.banned:
+        reason = "the user was banned while the reply was drafted (kept as metadata only)"
+        history.forget_text(s, stored.message_id)
+        history.mark_handled(s, stored.message_id, DecisionAction.IGNORE, reason)
+        return Acted(DecisionAction.IGNORE, reason)
+    if now.handed_off:
+        reason = (
+            "the chat was handed to people while the reply was drafted: waiting for a "
+            "moderator's own reply"
+        )
+        return _wait_for_person(s, account, stored, analysis, verdict, reason)
+    return None
 
 
 def send_away(
@@ -266,8 +292,9 @@ def _audit(
 
 
 def _who(incoming: Incoming) -> str:
+    """Names the user in a notice; the tag lets erase-user find the notices that quote them."""
     name = incoming.user_name or "a user"
-    return f"{name} (user id {incoming.user_id})"
+    return f"{name} {outbox_store.user_tag(str(incoming.user_id))}"
 
 
 def _wake(*conversations: int | None) -> tuple[int, ...]:

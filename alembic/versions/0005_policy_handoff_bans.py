@@ -15,8 +15,14 @@ moderation_actions:
   'expire' and 'safe_reply', and 'erase' and 'prune' (erase-user and retention).
 
 Downgrade drops the four columns (bans and handoffs are forgotten), turns cancelled sends into
-failed ones and expired drafts into rejected ones, and deletes audit rows of the new actions
-(0004 has no way to say them).
+failed ones and expired drafts into rejected ones, and deletes audit rows of the new policy and
+moderation actions (0004 has no way to say them). The `erase` and `prune` rows are kept as they
+are: they are the record that personal data was removed (GDPR Art. 17, 5(1)(e), proven under
+Art. 5(2)), and no 0004 action can say that without misreporting it (`refused` with a note
+would read as a refused erasure). So the CHECK that downgrade restores is 0004's list plus
+'erase' and 'prune' (`ACTIONS_0004_KEPT`), and upgrading again replaces it with 0005's. Code of
+the 0004 era never writes these two; its audit listing would stop at such a row (SQLAlchemy's
+non-native enum refuses unknown values): upgrade, or read them with SQL.
 
 Revision ID: 0005
 Revises: 0004
@@ -39,11 +45,11 @@ ACTIONS_0004 = (
     "action IN ('approve', 'edit', 'reject', 'override', 'auto_send', 'pause', 'resume', "
     "'refused', 'relabel', 'promote', 'rollback')"
 )
-NEW_ACTIONS = (
-    "'reply', 'cancel', 'ban', 'unban', 'handoff', 'handback', 'expire', 'safe_reply', "
-    "'erase', 'prune'"  # privacy: erase-user and retention (bot/privacy.py)
-)
+POLICY_ACTIONS = "'reply', 'cancel', 'ban', 'unban', 'handoff', 'handback', 'expire', 'safe_reply'"
+PRIVACY_ACTIONS = "'erase', 'prune'"  # erase-user and retention (bot/privacy.py): never deleted
+NEW_ACTIONS = POLICY_ACTIONS + ", " + PRIVACY_ACTIONS
 ACTIONS_0005 = ACTIONS_0004[:-1] + ", " + NEW_ACTIONS + ")"
+ACTIONS_0004_KEPT = ACTIONS_0004[:-1] + ", " + PRIVACY_ACTIONS + ")"
 OUTBOX_0001 = "status IN ('pending', 'sending', 'sent', 'failed', 'unknown')"
 OUTBOX_0005 = "status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')"
 DRAFTS_0001 = "status IN ('queued', 'approved', 'edited', 'rejected', 'sent', 'failed')"
@@ -69,8 +75,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"DELETE FROM moderation_actions WHERE action IN ({NEW_ACTIONS})")
-    _check("moderation_actions", "ck_moderation_actions_moderation_kind", ACTIONS_0004)
+    op.execute(f"DELETE FROM moderation_actions WHERE action IN ({POLICY_ACTIONS})")
+    _check("moderation_actions", "ck_moderation_actions_moderation_kind", ACTIONS_0004_KEPT)
     op.execute("UPDATE reply_drafts SET status = 'rejected' WHERE status = 'expired'")
     _check("reply_drafts", "ck_reply_drafts_draft_status", DRAFTS_0001)
     op.execute("UPDATE outbox SET status = 'failed' WHERE status = 'cancelled'")

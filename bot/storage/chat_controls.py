@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import OutboxRow, as_utc, utcnow
+from bot.domain import HANDOFF_FLAG, Actor, ModerationKind, OutboxRow, as_utc, utcnow
+from bot.storage import drafts as draft_store
 from bot.storage import models as m
+from bot.storage import outbox_store
 from bot.storage.rows import get_or_create
 
 
@@ -28,9 +30,22 @@ class Controls:
     away_sent_at: datetime | None
 
 
-def controls(session: Session, conversation_id: int, user_id: int | None) -> Controls:
-    conversation = session.get_one(m.Conversation, conversation_id)
-    user = session.get(m.PlatformUser, user_id) if user_id else None
+def controls(
+    session: Session, conversation_id: int, user_id: int | None, *, lock: bool = False
+) -> Controls:
+    """`lock`: hold the chat's and the user's rows until the caller commits (PostgreSQL; SQLite
+    units of work run one at a time anyway), so a ban or handoff either came before and is
+    seen here, or waits and then finds what the caller committed. FOR NO KEY UPDATE: new
+    messages that only reference these rows are not held up."""
+    locked = {"key_share": True} if lock else None
+    conversation = session.get_one(
+        m.Conversation, conversation_id, with_for_update=locked, populate_existing=lock
+    )
+    user = (
+        session.get(m.PlatformUser, user_id, with_for_update=locked, populate_existing=lock)
+        if user_id
+        else None
+    )
     return Controls(
         banned=bool(user and user.banned_at is not None),
         handed_off=conversation.handed_off_at is not None,
@@ -45,9 +60,12 @@ def is_banned(session: Session, user_id: int) -> bool:
     )
 
 
-def set_banned(session: Session, account_id: int, platform_user_id: str, banned: bool) -> bool:
+def set_banned(
+    session: Session, account_id: int, platform_user_id: str, banned: bool, *, by: Actor
+) -> bool:
     """Ban or unban a user of an account (a user never seen yet is created, so a ban can come
-    first). False when they already were in that state."""
+    first). A ban also stops what is on its way to them (`_stop_on_the_way`, audited as done
+    `by` the banning actor). False when they already were in that state."""
     user = get_or_create(
         session,
         m.PlatformUser,
@@ -64,28 +82,67 @@ def set_banned(session: Session, account_id: int, platform_user_id: str, banned:
     )
     changed = bool(getattr(result, "rowcount", 0))
     if changed and banned:
-        _stop_what_is_on_its_way(session, user.id)
+        theirs = select(m.Message.id).where(m.Message.user_id == user.id)
+        _stop_on_the_way(session, account_id, theirs, by, "the user was banned")
     return changed
 
 
-def _stop_what_is_on_its_way(session: Session, user_id: int) -> None:
-    """A ban also stops the replies to that user not sent yet (a send delay) and the drafts
-    for them still in the queue: "never answered" holds from the ban on."""
-    theirs = select(m.Message.id).where(m.Message.user_id == user_id)
+def _stop_on_the_way(
+    session: Session,
+    account_id: int,
+    messages: Select[int],
+    by: Actor,
+    why: str,
+    *,
+    keep_waiting_for_person: bool = False,
+) -> None:
+    """Stop the answers to `messages` (ids of inbound messages) not sent yet: replies waiting
+    out a send delay (or a retry) are cancelled and drafts still queued rejected, each one
+    audited as done `by` the actor who banned or handed off (note: `why`).
+
+    A ban stops everything; a handoff keeps the queue items already waiting for a moderator's
+    own reply (`keep_waiting_for_person`): that is what handing off asks for.
+    """
     pending = session.scalars(
-        select(m.OutboxItem.id).where(
+        select(m.OutboxItem.id)
+        .where(
             m.OutboxItem.kind == m.OutboxKind.REPLY,
             m.OutboxItem.status == m.OutboxStatus.PENDING,
-            m.OutboxItem.reply_to_id.in_(theirs),
+            m.OutboxItem.reply_to_id.in_(messages),
         )
+        .order_by(m.OutboxItem.id)
     ).all()
     for outbox_id in pending:
-        cancel_send(session, outbox_id)
-    session.execute(
-        update(m.ReplyDraft)
-        .where(m.ReplyDraft.message_id.in_(theirs), m.ReplyDraft.status == m.DraftStatus.QUEUED)
-        .values(status=m.DraftStatus.REJECTED)
+        if cancel_send(session, outbox_id):
+            draft_store.audit(
+                session,
+                account_id=account_id,
+                actor=by,
+                action=ModerationKind.CANCEL,
+                target_kind="outbox",
+                target=str(outbox_id),
+                note=why,
+            )
+    queued = select(m.ReplyDraft.id).where(
+        m.ReplyDraft.message_id.in_(messages), m.ReplyDraft.status == m.DraftStatus.QUEUED
     )
+    if keep_waiting_for_person:
+        queued = queued.where(m.ReplyDraft.model_version != HANDOFF_FLAG)
+    for draft_id in session.scalars(queued.order_by(m.ReplyDraft.id)).all():
+        rejected = session.execute(
+            update(m.ReplyDraft)
+            .where(m.ReplyDraft.id == draft_id, m.ReplyDraft.status == m.DraftStatus.QUEUED)
+            .values(status=m.DraftStatus.REJECTED)
+        )
+        if getattr(rejected, "rowcount", 0):
+            draft_store.audit(
+                session,
+                account_id=account_id,
+                actor=by,
+                action=ModerationKind.REJECT,
+                draft_id=draft_id,
+                note=why,
+            )
 
 
 def add_strike(session: Session, user_id: int) -> None:
@@ -108,8 +165,10 @@ def strikes(session: Session, account_id: int, platform_user_id: str) -> int:
     )
 
 
-def set_handed_off(session: Session, conversation_id: int, handed_off: bool) -> bool:
-    """Hand a chat to people (True) or back to the bot. False when it already was."""
+def set_handed_off(session: Session, conversation_id: int, handed_off: bool, *, by: Actor) -> bool:
+    """Hand a chat to people (True) or back to the bot. Handing off also stops the bot's
+    answers in that chat not sent yet, as a ban does (`_stop_on_the_way`, audited as done
+    `by` the actor). False when it already was."""
     column = m.Conversation.handed_off_at
     already = column.is_not(None) if handed_off else column.is_(None)
     result = session.execute(
@@ -117,7 +176,16 @@ def set_handed_off(session: Session, conversation_id: int, handed_off: bool) -> 
         .where(m.Conversation.id == conversation_id, ~already)
         .values(handed_off_at=utcnow() if handed_off else None)
     )
-    return bool(getattr(result, "rowcount", 0))
+    changed = bool(getattr(result, "rowcount", 0))
+    if changed and handed_off:
+        chat = session.get_one(m.Conversation, conversation_id)
+        inbound = select(m.Message.id).where(
+            m.Message.conversation_id == conversation_id,
+            m.Message.direction == m.Direction.INBOUND,
+        )
+        why = "the chat was handed to people"
+        _stop_on_the_way(session, chat.account_id, inbound, by, why, keep_waiting_for_person=True)
+    return changed
 
 
 def mark_away_sent(session: Session, conversation_id: int, when: datetime) -> None:
@@ -166,36 +234,15 @@ def pending_replies(
     session: Session, accounts: tuple[str, ...] | None, limit: int = 50
 ) -> list[OutboxRow]:
     """Replies still waiting to go out (delayed or retrying), oldest first: what can be
-    cancelled."""
-    stmt = (
-        select(m.OutboxItem, m.Account.name, m.Conversation.chat_id)
-        .join(m.Account, m.OutboxItem.account_id == m.Account.id)
-        .join(m.Conversation, m.OutboxItem.conversation_id == m.Conversation.id)
-        .where(
-            m.OutboxItem.status == m.OutboxStatus.PENDING,
-            m.OutboxItem.kind == m.OutboxKind.REPLY,
-        )
-        .order_by(m.OutboxItem.id)
-        .limit(limit)
+    cancelled. `updated_at` is when each is due."""
+    return outbox_store.list_rows(
+        session,
+        (m.OutboxStatus.PENDING,),
+        limit,
+        accounts,
+        kinds=(m.OutboxKind.REPLY,),
+        due_time=True,
     )
-    if accounts is not None:
-        stmt = stmt.where(m.Account.name.in_(accounts))
-    return [
-        OutboxRow(
-            id=row.id,
-            status=row.status,
-            platform="",
-            account=name,
-            chat_id=chat_id,
-            text=row.text,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            draft_id=row.draft_id,
-            created_at=as_utc(row.created_at),
-            updated_at=as_utc(row.next_attempt_at or row.updated_at),
-        )
-        for row, name, chat_id in session.execute(stmt).all()
-    ]
 
 
 def outbox_account(session: Session, outbox_id: int) -> tuple[int, str] | None:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    CheckConstraint,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,

@@ -13,10 +13,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain import ChatKind, OutboxRow, as_utc, utcnow
+from bot.storage import history  # a module: history imports chat_controls, which imports this
 from bot.storage import models as m
-from bot.storage.history import ensure_conversation_id, record_outbound
 
 S = m.OutboxStatus
+
+# A row erase-user caught while it was being sent keeps no text (bot/storage/privacy.py). A
+# row without text is never sent again, and its delivery records no outbound message.
+ERASED_TEXT = ""
+ERASED_NOTE = "the user's data was erased while this was being sent; its text is not kept"
+
+
+def user_tag(platform_user_id: str) -> str:
+    """How a moderators' notice names the user it quotes: erase-user finds the notice by it."""
+    return f"(user id {platform_user_id})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +122,29 @@ def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int
     """Record delivery: the outbox row, the outbound message and the draft, in one go.
 
     A moderators' card is not part of any conversation's history: only its outbox row keeps
-    its platform id (to find the draft when a moderator replies to the card).
+    its platform id (to find the draft when a moderator replies to the card). Nor is a row
+    erase-user blanked while it was being sent: it is marked sent, and no text is recorded.
     """
     now = utcnow()
     message_id = None
-    if job.kind is not m.OutboxKind.CARD:
-        message_id = record_outbound(
+    # The row as it is now, locked: erase-user may have blanked it mid-send (and removed the
+    # message it answered); one that starts now waits for this commit, then removes it all.
+    current = session.execute(
+        select(m.OutboxItem.text, m.OutboxItem.reply_to_id, m.OutboxItem.draft_id)
+        .where(m.OutboxItem.id == job.id)
+        .with_for_update()
+    ).first()
+    if current is None:  # the row itself is gone (its account was deleted): nothing to record
+        return None
+    erased = current.text == ERASED_TEXT
+    if job.kind is not m.OutboxKind.CARD and not erased:
+        message_id = history.record_outbound(
             session,
             account_id=job.account_id,
             conversation_id=job.conversation_id,
-            text=job.text,
+            text=current.text,
             platform_message_id=platform_message_id,
-            reply_to_id=job.reply_to_id,
+            reply_to_id=current.reply_to_id,
             sent_at=now,
         )
     session.execute(
@@ -134,23 +155,31 @@ def mark_sent(session: Session, job: OutboxJob, platform_message_id: str) -> int
             platform_message_id=platform_message_id,
             outbound_message_id=message_id,
             sent_at=now,
-            last_error=None,
+            last_error=ERASED_NOTE if erased else None,
         )
     )
-    if job.draft_id is not None and job.kind is m.OutboxKind.REPLY:
+    if current.draft_id is not None and job.kind is m.OutboxKind.REPLY:
         session.execute(
             update(m.ReplyDraft)
-            .where(m.ReplyDraft.id == job.draft_id)
+            .where(m.ReplyDraft.id == current.draft_id)
             .values(status=m.DraftStatus.SENT, outbound_message_id=message_id)
         )
     return message_id
 
 
 def mark_retry(session: Session, job_id: int, error: str, delay: timedelta) -> None:
+    """Back to pending, due after `delay`; a row erase-user blanked meanwhile is cancelled
+    instead (there is nothing left to send)."""
+    sending = (m.OutboxItem.id == job_id, m.OutboxItem.status == S.SENDING)
     session.execute(
         update(m.OutboxItem)
-        .where(m.OutboxItem.id == job_id, m.OutboxItem.status == S.SENDING)
+        .where(*sending, m.OutboxItem.text != ERASED_TEXT)
         .values(status=S.PENDING, last_error=error[:2000], next_attempt_at=utcnow() + delay)
+    )
+    session.execute(
+        update(m.OutboxItem)
+        .where(*sending, m.OutboxItem.text == ERASED_TEXT)
+        .values(status=S.CANCELLED)
     )
 
 
@@ -213,7 +242,13 @@ def list_rows(
     statuses: tuple[m.OutboxStatus, ...],
     limit: int = 50,
     accounts: tuple[str, ...] | None = None,
+    *,
+    kinds: tuple[m.OutboxKind, ...] | None = None,
+    due_time: bool = False,
 ) -> list[OutboxRow]:
+    """Rows in `statuses` (of `kinds`, of `accounts`; None: any), oldest first. `due_time`:
+    `updated_at` says when each row is due instead (a send delay or a back-off; rows due at
+    once keep their last update)."""
     stmt = (
         select(m.OutboxItem, m.Account.platform, m.Account.name, m.Conversation.chat_id)
         .join(m.Account, m.OutboxItem.account_id == m.Account.id)
@@ -224,6 +259,8 @@ def list_rows(
     )
     if accounts is not None:
         stmt = stmt.where(m.Account.name.in_(accounts))
+    if kinds is not None:
+        stmt = stmt.where(m.OutboxItem.kind.in_(kinds))
     return [
         OutboxRow(
             id=item.id,
@@ -235,8 +272,8 @@ def list_rows(
             attempts=item.attempts,
             last_error=item.last_error,
             draft_id=item.draft_id,
-            created_at=item.created_at,
-            updated_at=item.updated_at,
+            created_at=as_utc(item.created_at),
+            updated_at=as_utc((due_time and item.next_attempt_at) or item.updated_at),
         )
         for item, platform, account, chat_id in session.execute(stmt).all()
     ]
@@ -301,11 +338,12 @@ def report_in_doubt(session: Session, outbox_id: int, review_chats: dict[str, st
     if chat_id is None or row.kind is not m.OutboxKind.REPLY:
         return None
     target = session.get_one(m.Conversation, row.conversation_id)
-    moderators = ensure_conversation_id(session, account.id, chat_id, ChatKind.GROUP, None)
+    moderators = history.ensure_conversation_id(session, account.id, chat_id, ChatKind.GROUP, None)
+    said = row.text[:3000] if row.text != ERASED_TEXT else "(erased at the user's request)"
     text = (
         f"Reply #{row.id} to chat {target.chat_id} may or may not have been delivered "
         "(the send was interrupted). It will not be resent automatically; please check the "
-        f"chat. It said:\n\n{row.text[:3000]}"
+        f"chat. It said:\n\n{said}"
     )
     enqueue(
         session,

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Delete, Select, Update, delete, func, or_, select, update
+from sqlalchemy import Delete, Select, Update, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain import DraftStatus, OutboxStatus
 from bot.storage import models as m
+from bot.storage.outbox_store import ERASED_NOTE, ERASED_TEXT, user_tag
 
 # Outbox rows that are not finished with: never pruned (an `unknown` one awaits a moderator).
 LIVE_OUTBOX = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.UNKNOWN)
@@ -30,8 +31,14 @@ COUNTED = (
     "label_examples",
     "outbox",
     "outbox_cancelled",
+    "outbox_blanked",
+    "moderator_notices",
     "audit_texts_cleared",
 )
+
+
+# Counts of rows already counted under another key.
+SUBTOTALS = ("outbox_cancelled", "moderator_notices")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +46,10 @@ class Removed:
     """What was removed from one account: rows per table (`COUNTED`).
 
     `outbox_cancelled` counts the outbox rows among `outbox` that had not been sent yet;
-    `audit_texts_cleared` the audit rows kept without their quoted texts.
+    `outbox_blanked` the rows kept without text because they were being sent (erasure);
+    `moderator_notices` the moderators' notices quoting the user, removed or blanked (also
+    counted in `outbox` / `outbox_blanked`); `audit_texts_cleared` the audit rows kept without
+    their quoted texts.
     """
 
     account: str
@@ -48,7 +58,7 @@ class Removed:
 
     @property
     def total(self) -> int:
-        return sum(v for k, v in self.counts.items() if k != "outbox_cancelled")
+        return sum(v for k, v in self.counts.items() if k not in SUBTOTALS)
 
     def summary(self) -> str:
         """`3 messages, 1 analyses, ...`, leaving out the tables with nothing removed."""
@@ -85,17 +95,32 @@ def erase_user(session: Session, user: UserRef) -> Removed:
 
     Gone: their messages with analyses, drafts, candidates and label corrections; the bot's
     replies to them (which may repeat what they wrote); outbox rows of those drafts, including
-    moderators' cards (rows still pending are cancelled; one being sent at this moment is left
-    to finish). Kept: the `platform_users` row, flagged `erased` and without a display name, so
-    their later messages stay out of training exports and prompts' history.
+    moderators' cards (rows still pending are cancelled); the moderators' notices that quote
+    them (found by `user_tag`) with their copies in the moderators' chat history. A row being
+    sent at this moment cannot be recalled: it stays, `sending`, without its text or links, and
+    the sender records its outcome without recreating any text (bot/storage/outbox_store.py).
+    Kept: the `platform_users` row, flagged `erased` and without a display name, so their later
+    messages stay out of training exports and prompts' history.
     """
+    platform_user_id = session.scalar(
+        select(m.PlatformUser.platform_user_id).where(m.PlatformUser.id == user.user_row_id)
+    )
     inbound = select(m.Message.id).where(m.Message.user_id == user.user_row_id)
     replies = select(m.Message.id).where(
         m.Message.direction == m.Direction.OUTBOUND, m.Message.reply_to_id.in_(inbound)
     )
     drafts = select(m.ReplyDraft.id).where(m.ReplyDraft.message_id.in_(inbound))
-    outbox = or_(m.OutboxItem.draft_id.in_(drafts), m.OutboxItem.reply_to_id.in_(inbound))
-    outbox_done = (outbox, m.OutboxItem.status != OutboxStatus.SENDING)
+    notices = and_(
+        m.OutboxItem.account_id == user.account_id,
+        m.OutboxItem.kind == m.OutboxKind.NOTICE,
+        m.OutboxItem.text.contains(user_tag(platform_user_id or ""), autoescape=True),
+    )
+    outbox = or_(m.OutboxItem.draft_id.in_(drafts), m.OutboxItem.reply_to_id.in_(inbound), notices)
+    sending = m.OutboxItem.status == OutboxStatus.SENDING
+    # A sent notice's copy in the moderators' chat history quotes the user as well.
+    notice_copies = select(m.OutboxItem.outbound_message_id).where(
+        notices, m.OutboxItem.outbound_message_id.is_not(None)
+    )
     counts = {
         "outbox_cancelled": _count(
             session,
@@ -103,7 +128,18 @@ def erase_user(session: Session, user: UserRef) -> Removed:
             .select_from(m.OutboxItem)
             .where(outbox, m.OutboxItem.status == OutboxStatus.PENDING),
         ),
-        "outbox": _run(session, delete(m.OutboxItem).where(*outbox_done)),
+        "moderator_notices": _count(
+            session, select(func.count()).select_from(m.OutboxItem).where(notices)
+        ),
+        # First, while the links still find them.
+        "outbox_blanked": _run(
+            session,
+            update(m.OutboxItem)
+            .where(outbox, sending)
+            .values(text=ERASED_TEXT, draft_id=None, reply_to_id=None, last_error=ERASED_NOTE),
+        ),
+        "messages": _run(session, delete(m.Message).where(m.Message.id.in_(notice_copies))),
+        "outbox": _run(session, delete(m.OutboxItem).where(outbox, ~sending)),
         "audit_texts_cleared": _run(session, _clear_audit(m.ModerationAction.draft_id.in_(drafts))),
         "draft_candidates": _run(
             session, delete(m.DraftCandidate).where(m.DraftCandidate.draft_id.in_(drafts))
@@ -115,7 +151,7 @@ def erase_user(session: Session, user: UserRef) -> Removed:
         ),
     }
     # The bot's replies first: they are found through the user's messages.
-    counts["messages"] = _run(session, delete(m.Message).where(m.Message.id.in_(replies)))
+    counts["messages"] += _run(session, delete(m.Message).where(m.Message.id.in_(replies)))
     counts["messages"] += _run(
         session, delete(m.Message).where(m.Message.user_id == user.user_row_id)
     )

@@ -46,8 +46,10 @@ def test_ban_handoff_and_reply_from_the_cli(db: Database) -> None:
         _cli("users", "ban", "default", "7")
     assert "no longer banned" in _cli("users", "unban", "default", "7")
 
-    assert "handed to people" in _cli("chats", "handoff", "default", "local")
-    assert "handed back" in _cli("chats", "handback", "default", "local")
+    # Another chat: a handoff also rejects the chat's queued drafts (test_late_controls).
+    queue_draft(db, account="default", platform="console", chat_id="desk", user_id="8")
+    assert "handed to people" in _cli("chats", "handoff", "default", "desk")
+    assert "handed back" in _cli("chats", "handback", "default", "desk")
 
     _cli("queue", "reply", str(draft_id), "Hi, Sam here: it ships today.", "--by", "sam")
     with db.session() as s:
@@ -59,7 +61,7 @@ def test_ban_handoff_and_reply_from_the_cli(db: Database) -> None:
             )
         ).all()
     assert [(a.value, who) for a, who in audit][-1] == ("reply", "sam")
-    assert [a.value for a, _ in audit][:4] == ["ban", "unban", "handoff", "handback"]
+    assert [a.value for a, _ in audit][:5] == ["ban", "unban", "reject", "handoff", "handback"]
 
 
 def test_pending_sends_are_listed_and_cancelled(db: Database) -> None:

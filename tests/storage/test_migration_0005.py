@@ -83,3 +83,39 @@ def test_upgrade_keeps_rows_and_new_values_go_back_on_downgrade(db_url: str) -> 
         (0,)
     ]
     migrate.check_drift(db_url)
+
+
+def test_downgrade_keeps_the_erase_and_prune_records(db_url: str) -> None:
+    """The privacy audit trail outlives a downgrade, unchanged (the proof that data was
+    removed); the other new actions go. Upgrading again keeps them too."""
+    migrate.upgrade(db_url, "0001")
+    _fill_0001(db_url)
+    migrate.upgrade(db_url, "0005")
+    records = [
+        (950, "erase", "user", "console:21", "removed 4 messages, 3 reply_drafts"),
+        (951, "prune", "account", "shop", "older than 30 days: removed 12 messages"),
+    ]
+    with _connect(db_url) as c:
+        for row_id, action, kind, target, note in records:
+            _insert(
+                c,
+                "moderation_actions",
+                id=row_id,
+                account_id=2,
+                moderator="dpo",
+                action=action,
+                target_kind=kind,
+                target=target,
+                note=note,
+            )
+        _insert(c, "moderation_actions", id=952, account_id=2, moderator="m", action="ban")
+    kept = "SELECT id, action, target_kind, target, note FROM moderation_actions WHERE id >= 950"
+
+    migrate.downgrade(db_url, "0004")
+
+    assert _rows(db_url, kept + " ORDER BY id") == records  # the ban row went, these stayed
+    with pytest.raises(IntegrityError), _connect(db_url) as c:  # 0004's other actions only
+        _insert(c, "moderation_actions", account_id=2, moderator="x", action="ban")
+    migrate.upgrade(db_url)
+    assert _rows(db_url, kept + " ORDER BY id") == records
+    migrate.check_drift(db_url)

@@ -136,6 +136,8 @@ def test_erasing_a_user_removes_their_data_everywhere_and_keeps_the_audit_rows(
             "label_examples": 0,
             "outbox": 0,
             "outbox_cancelled": 0,
+            "outbox_blanked": 0,
+            "moderator_notices": 0,
             "audit_texts_cleared": 0,
         },
         "shop": {
@@ -146,6 +148,8 @@ def test_erasing_a_user_removes_their_data_everywhere_and_keeps_the_audit_rows(
             "label_examples": 1,
             "outbox": 2,  # the sent reply and the approved one still pending
             "outbox_cancelled": 1,
+            "outbox_blanked": 0,
+            "moderator_notices": 0,
             "audit_texts_cleared": 2,  # the two approvals quoted her drafts
         },
     }
