@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli_adapters import adapters_app
+from bot.cli_analytics import analytics_app
 from bot.cli_data import export, labels_app
 from bot.cli_moderation import chats_app, queue_cancel, queue_pending, queue_reply, users_app
 from bot.cli_privacy import db_prune, erase_user
 from bot.cli_train import train_app
+from bot.cli_web import users_add, users_link, users_list, users_passwd, users_remove, web
 from bot.errors import AutoreplyError
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.domain import Actor
     from bot.moderation import ModerationService
+    from bot.storage.db import Database
 
 app = typer.Typer(
     help="autoreply: drafts replies to social-media messages, sends them or queues them for "
@@ -44,9 +47,16 @@ app.add_typer(labels_app, name="labels")
 app.command()(export)
 app.add_typer(users_app, name="users")
 app.add_typer(chats_app, name="chats")
+app.add_typer(analytics_app, name="analytics")
 for verb, command in (("reply", queue_reply), ("pending", queue_pending), ("cancel", queue_cancel)):
     queue_app.command(verb)(command)
 app.command("erase-user")(erase_user)
+app.command()(web)
+users_app.command("add")(users_add)
+users_app.command("list")(users_list)
+users_app.command("remove")(users_remove)
+users_app.command("passwd")(users_passwd)
+users_app.command("link")(users_link)
 db_app.command("prune")(db_prune)
 
 AccountOption = Annotated[
@@ -75,7 +85,14 @@ def _config() -> tuple[Settings, Accounts]:
 
 
 @app.command()
-def run() -> None:
+def run(
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web", help="Serve the dashboard too, in this process (AUTOREPLY_WEB_HOST/PORT)."
+        ),
+    ] = False,
+) -> None:
     """Start every configured channel (the console when no platform is configured)."""
     import asyncio
 
@@ -84,7 +101,15 @@ def run() -> None:
 
     settings, accounts = _config()
     channels = build_channels(accounts.all, stdin=sys.stdin.buffer, stdout=sys.stdout)
-    asyncio.run(Service(settings, accounts.all, channels).run())
+    if not web:
+        asyncio.run(Service(settings, accounts.all, channels).run())
+        return
+    from bot.web.metrics import PrometheusEvents
+    from bot.web.serve import serving_in_service
+
+    events = PrometheusEvents()  # the pipeline's counters, shown on this process's /metrics
+    serving = serving_in_service(settings, events)  # binds now: a taken port fails here
+    asyncio.run(Service(settings, accounts.all, channels, events=events, web=serving).run())
 
 
 @app.command()
@@ -241,14 +266,19 @@ def db_current() -> None:
 def _moderation() -> tuple[ModerationService, Settings, Accounts]:
     """The moderation service as the CLI uses it: the safety gate loads only for an edit, and
     console accounts' replies are delivered at once (no service runs for them)."""
-    from bot.local_delivery import console_wake
-    from bot.moderation import DraftChecker, ModerationService
     from bot.storage import migrate
     from bot.storage.db import Database
 
     settings, accounts = _config()
     migrate.ensure_schema(settings.database_url)
     db = Database(settings.database_url)
+    return moderation_over(db, settings, accounts), settings, accounts
+
+
+def moderation_over(db: Database, settings: Settings, accounts: Accounts) -> ModerationService:
+    """The moderation service outside `autoreply run` (the CLI, `autoreply web`)."""
+    from bot.local_delivery import console_wake
+    from bot.moderation import DraftChecker, ModerationService
 
     def gate() -> DraftChecker:
         from bot.safety.gate import SafetyGate
@@ -258,10 +288,9 @@ def _moderation() -> tuple[ModerationService, Settings, Accounts]:
     # A label correction must use the labels of the draft's account (consoles share them).
     intents = {n: a.intent_labels for a in accounts.all for n in (a.name, a.console().name)}
     contexts = {n: a.check_context() for a in accounts.all for n in (a.name, a.console().name)}
-    service = ModerationService(
+    return ModerationService(
         db, gate=gate, wake=console_wake(db), intent_labels=intents, contexts=contexts
     )
-    return service, settings, accounts
 
 
 def _actor(by: str | None) -> Actor:

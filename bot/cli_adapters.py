@@ -151,13 +151,14 @@ def adapters_promote(
     db = Database(settings.database_url)
     actor = _operator(by)
     try:
-        gate = registry.get(db, name).metrics.get("eval")
-        if isinstance(gate, dict) and not gate.get("promote") and not force:
+        row = registry.get(db, name)
+        refusal = registry.gate_refusal(row)
+        if refusal is not None and not force:
             raise InvalidStateError(
-                f"the eval gate kept the active adapter over {name}: {gate.get('reason')}. "
+                f"the eval gate kept the active adapter over {name}: {refusal}. "
                 "Train a better one, or pass --force (and --note why) to promote it anyway"
             )
-        if gate is None:
+        if "eval" not in row.metrics:
             typer.echo(f"note: {name} was never evaluated; `autoreply adapters eval {name}`")
         promoted = registry.promote(db, name, actor, note)
     finally:

@@ -12,7 +12,10 @@ from typing import Annotated
 
 import typer
 
-users_app = typer.Typer(help="Ban and unban users of an account.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Dashboard users (add, list, remove, passwd), and bans of an account's users.",
+    no_args_is_help=True,
+)
 chats_app = typer.Typer(
     help="Hand chats to people (no bot drafts there) and back to the bot.", no_args_is_help=True
 )

@@ -247,6 +247,58 @@ class Settings(BaseSettings):
         description="Remove messages, drafts and sent replies older than this many days, daily "
         "(queued drafts and unsent replies are kept); 0 keeps everything.",
     )
+    # --- web dashboard (bot/web/) ----------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Address the dashboard binds.")
+    web_port: int = Field(8080, ge=1, le=65535, description="Port the dashboard listens on.")
+    web_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs session cookies. Unset: a random key is made once and kept "
+        "in web_secret_file, so sessions survive restarts; set it when several processes serve "
+        "the dashboard.",
+    )
+    web_secret_file: Path = Field(
+        Path(".autoreply-web-secret"),
+        description="Where the generated session key is kept (mode 0600) when web_secret is unset.",
+    )
+    web_cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (set it behind TLS)."
+    )
+    web_session_hours: float = Field(
+        12.0, gt=0.0, le=24.0 * 30, description="How long a dashboard login lasts."
+    )
+    web_login_max_failures: int = Field(
+        5, ge=1, description="Wrong passwords for one name from one address before a lock-out."
+    )
+    web_login_window_s: float = Field(
+        900.0, gt=0.0, description="How long failed logins count, and how long a lock-out lasts."
+    )
+    web_public_url: str | None = Field(
+        None,
+        description="The dashboard's address as users reach it, for one-time login links "
+        "(default http://web_host:web_port).",
+    )
+    web_link_minutes: float = Field(
+        10.0, gt=0.0, le=24 * 60, description="How long a one-time login link stays valid."
+    )
+    # --- analytics -----------------------------------------------------------------------
+    topics_enabled: bool = Field(
+        True, description="Fit each account's topics on a schedule in `autoreply run`."
+    )
+    topics_cron: str = Field(
+        "15 * * * *", description="When the topics fit runs (cron, service time zone; hourly)."
+    )
+    topics_window_days: int = Field(
+        7, ge=1, le=90, description="Fit topics on the inbound messages of this many last days."
+    )
+    topics_max: int = Field(
+        8, ge=2, le=30, description="Most topics per fit (fewer for few messages: sqrt(n)/2)."
+    )
+    topics_lease_s: float = Field(
+        7200.0,
+        ge=60.0,
+        description="Lease that keeps each account's topics fit in one process; keep it longer "
+        "than the interval of topics_cron, so the same process keeps the job.",
+    )
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python logging level name.")
     # --- several accounts ----------------------------------------------------------------

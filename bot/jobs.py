@@ -206,7 +206,25 @@ def add_nightly_retrain(
     )
 
 
-def crontab_trigger(expr: str) -> CronTrigger:
+def add_topics_fit(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    cron: str,
+    stats: JobStats | None = None,
+) -> None:
+    """Fit topics at `cron` (bot/analytics/topics_job.py). Each account's lease keeps its fit
+    in one process; a run missed by up to an hour still runs, missed runs run once."""
+    scheduler.add_job(
+        guarded("topics_fit", job, stats or JobStats()),
+        crontab_trigger(cron, "AUTOREPLY_TOPICS_CRON"),
+        id="topics_fit",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=RETRAIN_MISFIRE_GRACE_S,
+    )
+
+
+def crontab_trigger(expr: str, setting: str = "AUTOREPLY_RETRAIN_CRON") -> CronTrigger:
     """A CronTrigger for a five-field crontab line, read as crontab reads it.
 
     APScheduler 3 counts numeric weekdays from Monday (0 = Monday), crontab from Sunday
@@ -221,7 +239,7 @@ def crontab_trigger(expr: str) -> CronTrigger:
         return CronTrigger.from_crontab(" ".join(fields))
     except ValueError as exc:
         raise ConfigError(
-            f"AUTOREPLY_RETRAIN_CRON={expr!r} is not a crontab line ({exc}); write five fields, "
+            f"{setting}={expr!r} is not a crontab line ({exc}); write five fields, "
             "minute hour day-of-month month day-of-week, e.g. '30 3 * * *' for 03:30 daily"
         ) from exc
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -24,16 +24,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.accounts import Account
 from bot.adapter_sync import AdapterSync, ClassifierLoader
+from bot.analytics.topics_job import TopicsJob
 from bot.channels.base import Channel
 from bot.config import Settings
 from bot.core import Core
 from bot.domain import Mode, ReplyStyle
 from bot.errors import ConfigError
+from bot.events import NO_EVENTS, ServiceEvents
 from bot.jobs import (
     add_draft_expiry,
     add_nightly_retrain,
     add_registry_poll,
     add_retention,
+    add_topics_fit,
     crontab_trigger,
     start_scheduler,
 )
@@ -52,6 +55,11 @@ if TYPE_CHECKING:
 
 # (database, settings, accounts) -> the nightly retraining runner (tests give a fake child)
 RetrainFactory = Callable[[Database, Settings, Sequence[Account]], "NightlyRunner"]
+# (the running parts, the stop event, readiness) -> serves the dashboard until stop is set;
+# readiness() is None once the service serves, else why not (bot/web/serve.py).
+WebServing = Callable[
+    ["Running", asyncio.Event, Callable[[], str | None]], Coroutine[object, object, None]
+]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +203,7 @@ class Running:
     health: dict[str, str] = field(default_factory=dict)
     sync: AdapterSync | None = None
     retrainer: NightlyRunner | None = None
+    topics: TopicsJob | None = None
 
 
 class Service:
@@ -210,12 +219,17 @@ class Service:
         *,
         drafter: Drafter | None = None,
         retrainer: RetrainFactory | None = None,
+        events: ServiceEvents = NO_EVENTS,
+        web: WebServing | None = None,
     ) -> None:
         self.settings = settings
         self.accounts = list(accounts)
         self.channels = list(channels)
         self._drafter = drafter
         self._retrainer = retrainer
+        self._events = events  # the pipeline's observer: /metrics under `run --web`
+        self._web = web
+        self._serving = False
         self.running: Running | None = None
         missing = {c.account for c in self.channels} - {a.name for a in self.accounts}
         if missing:
@@ -270,6 +284,7 @@ class Service:
             adapters=adapters,
             activity=lambda incoming: channels[incoming.account].activity(incoming),
             redact_pii=settings.redact_pii,
+            events=self._events,
             safety_verdicts=settings.safety_label_verdicts,
         )
         loop = asyncio.get_running_loop()
@@ -311,12 +326,17 @@ class Service:
             )
         if retrainer is not None:
             add_nightly_retrain(scheduler, retrainer.run, settings.retrain_cron)
+        topics = self.running.topics = topics_job(db, settings, self.accounts)
+        if topics is not None:
+            add_topics_fit(scheduler, topics.run, settings.topics_cron)
         _install_signal_handlers(stop)
         supervisors: list[asyncio.Task[None]] = []
+        web = self._start_web(stop)
         try:
             for channel in self.channels:
                 await pipeline.resume_unhandled(channel.platform, channel.account)
             await _start_all(self.channels, core, health)
+            self._serving = True
             await outbox.sweep()  # after connecting: rows of a channel not ready would wait
             supervisors = [
                 asyncio.create_task(_supervise(c, core, health, stop), name=f"channel-{c.account}")
@@ -328,6 +348,10 @@ class Service:
         finally:
             # Stop taking messages, stop drafting (unhandled messages resume next start), then
             # let the outbox finish the sends in progress, and only then drop connections.
+            self._serving = False
+            if web is not None:  # the dashboard watches the same stop event
+                stop.set()
+                await asyncio.gather(web, return_exceptions=True)
             for task in supervisors:
                 task.cancel()
             await asyncio.gather(*supervisors, return_exceptions=True)
@@ -335,6 +359,8 @@ class Service:
                 await channel.stop()
             await pipeline.cancel_background()
             scheduler.shutdown(wait=False)
+            if topics is not None:  # another process may take the fits over at once
+                await asyncio.to_thread(topics.release)
             if retrainer is not None:  # terminate (or await) a training child, free the lease
                 await retrainer.stop(settings.retrain_on_shutdown)
             await outbox.close()
@@ -346,6 +372,24 @@ class Service:
                 owned_generator.close()
             await asyncio.to_thread(health.stopped)
             db.dispose()
+
+    def ready(self) -> str | None:
+        """None once every part is up and the channels started; else what it waits for."""
+        return None if self._serving else "starting: the channels are not serving yet"
+
+    def _start_web(self, stop: asyncio.Event) -> asyncio.Task[None] | None:
+        """The dashboard, in this event loop (`run --web`). If it fails, the service stops."""
+        if self._web is None or self.running is None:
+            return None
+        task = asyncio.create_task(self._web(self.running, stop, self.ready), name="web")
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("the dashboard stopped (%s); stopping the service", done.exception())
+                stop.set()
+
+        task.add_done_callback(ended)
+        return task
 
     async def _retraining(self, db: Database) -> NightlyRunner | None:
         """The nightly retraining runner when it is enabled, after ending the runs a dead
@@ -364,6 +408,19 @@ class Service:
         with db.session() as s:
             for account in self.accounts:
                 account_store.bind(s, account.name, account.platform, account.handle)
+
+
+def topics_job(db: Database, settings: Settings, accounts: Sequence[Account]) -> TopicsJob | None:
+    """The scheduled topics fit (bot/analytics/topics_job.py), unless turned off."""
+    if not settings.topics_enabled:
+        return None
+    return TopicsJob(
+        db,
+        [a.name for a in accounts],
+        window_days=settings.topics_window_days,
+        max_topics=settings.topics_max,
+        lease_s=settings.topics_lease_s,
+    )
 
 
 class Health:

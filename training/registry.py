@@ -156,6 +156,16 @@ def reject(db: Database, name: str, reason: str) -> AdapterVersion:
         return store.reject(s, name, reason)
 
 
+def gate_refusal(version: AdapterVersion) -> str | None:
+    """Why the stored eval gate kept the active adapter over `version` (`adapters eval` keeps
+    its verdict in metrics["eval"]); None when it passed or never ran. The CLI and the
+    dashboard refuse a promotion on this unless forced."""
+    gate = version.metrics.get("eval")
+    if isinstance(gate, dict) and not gate.get("promote"):
+        return str(gate.get("reason") or "no reason stored")
+    return None
+
+
 def _allowed(actor: Actor, account: str | None) -> None:
     if actor.role is not ActorRole.OPERATOR or (account and not actor.may_act_on(account)):
         raise PermissionDeniedError(

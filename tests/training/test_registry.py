@@ -126,3 +126,14 @@ def test_metrics_merge_into_the_row_and_the_metadata(db: Database, tmp_path: Pat
     assert registry.get(db, v1).metrics == {"perplexity": 11.0, "fallback_rate": 0.1}
     meta = registry.read_metadata(tmp_path / "acme" / "reply" / "v1")
     assert meta["metrics"]["fallback_rate"] == 0.1
+
+
+def test_the_stored_eval_verdict_says_whether_a_promotion_needs_force(
+    db: Database, tmp_path: Path
+) -> None:
+    kept, passed, never = _trained(db, tmp_path), _trained(db, tmp_path), _trained(db, tmp_path)
+    registry.record_metrics(db, kept, {"eval": {"promote": False, "reason": "worse perplexity"}})
+    registry.record_metrics(db, passed, {"eval": {"promote": True, "reason": "better"}})
+    assert registry.gate_refusal(registry.get(db, kept)) == "worse perplexity"
+    assert registry.gate_refusal(registry.get(db, passed)) is None
+    assert registry.gate_refusal(registry.get(db, never)) is None
