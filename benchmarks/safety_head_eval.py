@@ -27,7 +27,7 @@ from typing import Any
 from bot.config import DEFAULT_INTENTS, Settings
 from bot.domain import VerdictAction
 from bot.nlp.classify import LexicalClassifier
-from bot.nlp.heads import HeadClassifier, load_heads, with_safety_head
+from bot.nlp.heads import HeadClassifier, SafetyHeadPolicy, load_heads, with_safety_head
 from bot.safety.gate import SafetyGate
 
 Flagged = Callable[[Sequence[str]], list[bool]]
@@ -103,13 +103,13 @@ def evaluate(data: Path, head: Path | None, lookalikes: Path | None) -> dict[str
         rules = LexicalClassifier(DEFAULT_INTENTS)
         loaded = load_heads(settings, {"safety": (head.name, str(head))}, DEFAULT_INTENTS)
         classifier = HeadClassifier(loaded, rules)
+        policy = SafetyHeadPolicy.from_settings(settings)
 
         def gate_and_head(texts: Sequence[str]) -> list[bool]:
             verdicts = gate.check_inputs(texts)
             analyses = classifier.classify_many(texts)
             return [
-                with_safety_head(v, a, settings.safety_label_verdicts).action
-                is not VerdictAction.ALLOW
+                with_safety_head(v, a, policy).action is not VerdictAction.ALLOW
                 for v, a in zip(verdicts, analyses, strict=True)
             ]
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from bot.domain import Analysis, Verdict
 from bot.nlp.classify import Classifier, LexicalClassifier
+from bot.nlp.heads import SafetyHeadPolicy
 from bot.safety.context import NO_CONTEXT, CheckContext
 from bot.safety.gate import SafetyGate
 from bot.safety.toxicity import ProfanityCheckWorker, ToxicityScorer
@@ -43,6 +44,7 @@ MAX_AHEAD = 16
 
 @dataclass(slots=True)
 class _Batch:
+    texts: list[str]
     analyses: list[Analysis]
     flags: list[tuple[str, ...]]
     toxicity: Future[list[float]]
@@ -87,14 +89,14 @@ def run_classify(
     toxicity_block: float = 0.85,
     toxicity: ToxicityScorer | None = None,
     classifier: Classifier | None = None,
-    safety_verdicts: Mapping[str, str] | None = None,
+    safety_head: SafetyHeadPolicy | None = None,
     context: CheckContext = NO_CONTEXT,
 ) -> int:
     """Classify every line of `source` into JSON lines on `out`; returns the number of rows.
 
     `classifier` defaults to the lexical rules over `intent_labels` (an account's
-    `HeadClassifier` replaces it); `safety_verdicts` maps a safety head's label to the verdict
-    it asks for at least (bot.nlp.heads.with_safety_head). `context` carries the account's
+    `HeadClassifier` replaces it); `safety_head` says how a safety head's answer changes the
+    verdict (bot.nlp.heads.with_safety_head). `context` carries the account's
     safety rules (its toxicity thresholds override the two above where it sets them).
 
     Output is in input order and flushed after each batch; a batch is written once its
@@ -117,15 +119,18 @@ def run_classify(
         def emit(batch: _Batch) -> None:
             scores = batch.toxicity.result()
             analyses = classify.with_toxicity(batch.analyses, scores)
+            blind = gate.group_blind_scores(batch.texts, scores, context)
             lines = []
-            for analysis, tox, flags in zip(analyses, scores, batch.flags, strict=True):
-                verdict = gate.decide(tox, flags, context)
+            for analysis, tox, flags, without_groups in zip(
+                analyses, scores, batch.flags, blind, strict=True
+            ):
+                verdict = gate.decide(tox, flags, context, without_groups=without_groups)
                 head = None
-                if safety_verdicts is not None:
+                if safety_head is not None:
                     from bot.nlp.heads import safety_label, with_safety_head
 
                     head = safety_label(analysis)
-                    verdict = with_safety_head(verdict, analysis, safety_verdicts)
+                    verdict = with_safety_head(verdict, analysis, safety_head)
                 lines.append(_row(analysis, verdict, head))
             out.write("\n".join(lines) + "\n")
             out.flush()
@@ -135,7 +140,12 @@ def run_classify(
             rows += len(texts)
             pending = scorer.submit(texts)  # first, so the worker never waits on us
             ahead.append(
-                _Batch(classify.classify_many(texts), gate.flags("input", texts, context), pending)
+                _Batch(
+                    texts,
+                    classify.classify_many(texts),
+                    gate.flags("input", texts, context),
+                    pending,
+                )
             )
             while ahead and (ahead[0].toxicity.done() or len(ahead) > MAX_AHEAD):
                 emit(ahead.popleft())
@@ -183,7 +193,9 @@ def classify_file(
                 toxicity_block=settings.toxicity_block,
                 toxicity=worker,
                 classifier=classifier,
-                safety_verdicts=settings.safety_label_verdicts if classifier is not None else None,
+                safety_head=(
+                    SafetyHeadPolicy.from_settings(settings) if classifier is not None else None
+                ),
                 context=target.check_context(),
             )
 

@@ -227,6 +227,13 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(SAFETY_LABEL_VERDICTS),
         description="Safety head label -> allow / review / block; unknown labels review.",
     )
+    safety_head_confidence: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="A promoted safety head flags a text only when its label that asks for "
+        "review or block has at least this probability (see docs/SAFETY.md for the trade-off).",
+    )
     safety_max_false_positive_rate: float = Field(
         0.05,
         ge=0.0,

@@ -26,7 +26,6 @@ from bot.accounts import Account
 from bot.business_hours import OutsideHours
 from bot.candidate_choice import choose
 from bot.domain import (
-    SAFETY_LABEL_VERDICTS,
     Analysis,
     Decision,
     DecisionAction,
@@ -44,7 +43,7 @@ from bot.errors import ConfigError
 from bot.events import NO_EVENTS, ServiceEvents
 from bot.handoff import asks_for_person
 from bot.keyed_lock import KeyedLocks
-from bot.nlp.heads import with_safety_head
+from bot.nlp.heads import SafetyHeadPolicy, with_safety_head
 from bot.outbox import Outbox
 from bot.policy import NO_DRAFT_FLAGS, SELF_HARM, Ruling, after_draft, before_draft, screen
 from bot.redaction import redact_draft, redact_incoming
@@ -102,7 +101,7 @@ class Pipeline:
         activity: Activity | None = None,
         redact_pii: bool = False,
         events: ServiceEvents = NO_EVENTS,
-        safety_verdicts: Mapping[str, str] = SAFETY_LABEL_VERDICTS,
+        safety_head: SafetyHeadPolicy | None = None,
     ) -> None:
         """`accounts` maps each served account's name to its settings (mode, cooldown,
         moderators' chat, reply style); `classifiers` optionally gives an account its own
@@ -110,13 +109,13 @@ class Pipeline:
         drafts use (absent: the model host's active one); `activity` wraps drafting (e.g. a
         typing indicator); `redact_pii` scrubs personal data out of messages and drafts
         before they are stored (bot/redaction.py); `events` hears of drafts, verdicts and
-        decisions (metrics, bot/events.py); `safety_verdicts` maps a promoted safety head's
-        label to the verdict it asks for at least (`safety_label_verdicts`)."""
+        decisions (metrics, bot/events.py); `safety_head` says how a promoted safety head's
+        answer changes the gate's verdict (its labels' verdicts and confidence)."""
         self._db = db
         self._classifier = classifier
         self._classifiers = dict(classifiers or {})
         self._gate = gate
-        self._safety_verdicts = dict(safety_verdicts)
+        self._safety_head = safety_head or SafetyHeadPolicy()
         self._drafter = drafter
         self._outbox = outbox
         self._accounts = dict(accounts)
@@ -369,7 +368,7 @@ class Pipeline:
         (analysis,) = classifier.classify_many([text])
         (verdict,) = self._gate.check_inputs([text], self._accounts[account].check_context())
         # A promoted safety head only ever makes the verdict stricter (bot/nlp/heads.py).
-        return analysis, with_safety_head(verdict, analysis, self._safety_verdicts)
+        return analysis, with_safety_head(verdict, analysis, self._safety_head)
 
     def _context(self, account: Account, stored: history.Stored) -> tuple[bool, list[Turn], bool]:
         with self._db.session() as s:

@@ -41,6 +41,7 @@ from bot.jobs import (
     start_scheduler,
 )
 from bot.moderation import ModerationService
+from bot.nlp.heads import SafetyHeadPolicy
 from bot.outbox import Outbox
 from bot.pipeline import Analyser, Drafter, Gate, Pipeline
 from bot.policy_actions import POLICY
@@ -285,7 +286,7 @@ class Service:
             activity=lambda incoming: channels[incoming.account].activity(incoming),
             redact_pii=settings.redact_pii,
             events=self._events,
-            safety_verdicts=settings.safety_label_verdicts,
+            safety_head=SafetyHeadPolicy.from_settings(settings),
         )
         loop = asyncio.get_running_loop()
 

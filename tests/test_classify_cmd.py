@@ -245,9 +245,12 @@ def test_promoted_heads_change_what_classify_prints(heads_env: dict[str, str]) -
     [row] = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert row["intent"] == "praise"  # no intent head: the rules answer
     assert (row["sentiment"], row["sentiment_score"]) == ("negative", 0.3333)
-    assert row["safety"]["label"] == "hate" and row["safety"]["verdict"] == "block"
-    assert "safety_hate" in row["safety"]["flags"]
+    # Two labels at 0.5 each: under the default confidence (0.9) the head flags nothing.
+    assert row["safety"]["label"] == "hate" and row["safety"]["verdict"] == "allow"
     assert run_cli(HAPPY, "--account", "default", **heads_env).stdout == done.stdout
+    sure = run_cli(HAPPY, **heads_env, AUTOREPLY_SAFETY_HEAD_CONFIDENCE="0.5")
+    [row] = [json.loads(line) for line in sure.stdout.decode().splitlines()]
+    assert row["safety"]["verdict"] == "block" and "safety_hate" in row["safety"]["flags"]
 
 
 def test_lexical_ignores_heads_and_imports_no_torch(heads_env: dict[str, str]) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bot.accounts import Account, Accounts
     from bot.config import Settings
     from bot.domain import Actor, ReplyStyle
+    from bot.nlp.heads import SafetyHeadPolicy
     from bot.nlp.models import ModelHost
     from bot.storage.db import Database
     from training.classifier_data import Example as LabelledExample
@@ -213,10 +214,14 @@ def allowed_safety_labels(verdicts: Mapping[str, str]) -> frozenset[str]:
 
 
 def predictions(
-    classify_many: Callable[[Sequence[str]], Sequence[Any]], task: str, texts: Sequence[str]
+    classify_many: Callable[[Sequence[str]], Sequence[Any]],
+    task: str,
+    texts: Sequence[str],
+    safety_head: SafetyHeadPolicy | None = None,
 ) -> list[str]:
-    """The label a classifier gives each text for `task` (intent, sentiment or safety)."""
-    from bot.nlp.heads import safety_label
+    """The label a classifier gives each text for `task` (intent, sentiment or safety); a
+    safety head's label as `safety_head` (its confidence) lets it count in serving."""
+    from bot.nlp.heads import SafetyHeadPolicy
 
     out: list[str] = []
     for analysis in classify_many(texts):
@@ -228,8 +233,8 @@ def predictions(
             # Without a safety head nothing names a safety label: the baseline then answers
             # `neither` (the allow label of the offensive-tweets data) for every text, so a
             # head must at least beat always-allow.
-            found = safety_label(analysis)
-            out.append(found[0] if found is not None else "neither")
+            label = (safety_head or SafetyHeadPolicy()).label(analysis)
+            out.append(label if label is not None else "neither")
     return out
 
 
@@ -422,11 +427,16 @@ def evaluate_classifier(
         settings, account, {**others, **({task: baseline} if baseline else {})}
     )
     ours = load_account_classifier(settings, account, {**others, task: candidate})
+    from bot.nlp.heads import SafetyHeadPolicy
+
     allowed = allowed_safety_labels(settings.safety_label_verdicts) if task == "safety" else None
+    policy = SafetyHeadPolicy.from_settings(settings)
     base_metrics = classifier_metrics(
-        truth, predictions(theirs.classify_many, task, texts), allowed
+        truth, predictions(theirs.classify_many, task, texts, policy), allowed
     )
-    cand_metrics = classifier_metrics(truth, predictions(ours.classify_many, task, texts), allowed)
+    cand_metrics = classifier_metrics(
+        truth, predictions(ours.classify_many, task, texts, policy), allowed
+    )
     promote, reason = decide_classifier(
         cand_metrics,
         base_metrics,

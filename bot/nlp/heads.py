@@ -6,7 +6,8 @@ one base model share one backbone in the process (bot/nlp/head_backbone.py); eac
 to the task's adapter, runs the texts in batches and turns logits into probabilities with the
 head's fitted temperature, softmax(logits / T). A task without a head keeps the lexical rules'
 answer. A safety head's probabilities go into `Analysis.scores` as "safety:<label>"; the gate
-maps the top label to allow / review / block with `safety_verdict`.
+maps the top label to allow / review / block with `safety_verdict`, once its probability reaches
+`safety_head_confidence` (`SafetyHeadPolicy`).
 
 This module imports no torch: with no head, `load_account_classifier` returns the lexical
 classifier and the light `autoreply classify` path stays light.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bot.domain import Analysis, Sentiment, Verdict, VerdictAction
+from bot.domain import SAFETY_LABEL_VERDICTS, Analysis, Sentiment, Verdict, VerdictAction
 from bot.errors import ModelLoadError
 from bot.nlp.classify import Classifier, LexicalClassifier, softmax
+from bot.safety.identity_terms import TOXIC_IDENTITY
 
 if TYPE_CHECKING:
     from bot.accounts import Account
@@ -131,17 +133,68 @@ def safety_label(analysis: Analysis) -> tuple[str, float] | None:
 _SEVERITY = {VerdictAction.ALLOW: 0, VerdictAction.REVIEW: 1, VerdictAction.BLOCK: 2}
 
 
-def with_safety_head(verdict: Verdict, analysis: Analysis, verdicts: Mapping[str, str]) -> Verdict:
-    """The gate's verdict made at least as strict as the safety head's label says, with a
-    "safety_<label>" flag when the head asks for more than allow."""
-    found = safety_label(analysis)
-    if found is None:
+@dataclass(frozen=True, slots=True)
+class SafetyHeadPolicy:
+    """How a promoted safety head's answer changes the gate's verdict.
+
+    `verdicts` maps its labels to allow / review / block (`safety_label_verdicts`). A label that
+    asks for more than allow counts only at `confidence` or more (`safety_head_confidence`):
+    below it the head is unsure, and on neutral statements about groups of people an unsure
+    head is mostly wrong (docs/SAFETY.md, the safety head's thresholds).
+    """
+
+    verdicts: Mapping[str, str] = field(default_factory=lambda: dict(SAFETY_LABEL_VERDICTS))
+    confidence: float = 0.9
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SafetyHeadPolicy:
+        return cls(dict(settings.safety_label_verdicts), settings.safety_head_confidence)
+
+    def flagging_label(self, analysis: Analysis) -> str | None:
+        """The head's label when it asks for more than allow and is sure enough; else None
+        (also without a safety head)."""
+        found = safety_label(analysis)
+        if found is None or found[1] < self.confidence:
+            return None
+        return None if safety_verdict(found[0], self.verdicts) is VerdictAction.ALLOW else found[0]
+
+    def label(self, analysis: Analysis) -> str | None:
+        """The label the head answers with under this policy: its top label when that is
+        allowed or sure enough, else its most probable allowed label ("neither" when its
+        labels name none); None without a safety head."""
+        found = safety_label(analysis)
+        if found is None:
+            return None
+        if self.flagging_label(analysis) is not None:
+            return found[0]
+        allowed = {
+            k[len(SAFETY_PREFIX) :]: v
+            for k, v in analysis.scores.items()
+            if k.startswith(SAFETY_PREFIX)
+            and safety_verdict(k[len(SAFETY_PREFIX) :], self.verdicts) is VerdictAction.ALLOW
+        }
+        return max(allowed, key=allowed.__getitem__) if allowed else "neither"
+
+
+def with_safety_head(verdict: Verdict, analysis: Analysis, policy: SafetyHeadPolicy) -> Verdict:
+    """The gate's verdict as a promoted safety head changes it:
+    - a sure head's label that asks for more than allow makes the verdict at least that strict,
+      with a "safety_<label>" flag;
+    - when the only flag is `toxic_identity` (the profanity model reacting to a word for a
+      group of people, bot/safety/identity_terms.py) and the head does not flag the text, the
+      head's judgement stands and the text is allowed: telling hate from talk about a group is
+      what the head was trained for, and what the profanity model cannot do.
+    Otherwise the verdict stays as it is; the head never clears any other flag."""
+    if safety_label(analysis) is None:
         return verdict
-    action = safety_verdict(found[0], verdicts)
-    if action is VerdictAction.ALLOW:
+    label = policy.flagging_label(analysis)
+    if label is None:
+        if verdict.flags == (TOXIC_IDENTITY,):
+            return replace(verdict, action=VerdictAction.ALLOW, flags=())
         return verdict
+    action = safety_verdict(label, policy.verdicts)
     strictest = max(verdict.action, action, key=_SEVERITY.__getitem__)
-    return replace(verdict, action=strictest, flags=(*verdict.flags, f"safety_{found[0]}"))
+    return replace(verdict, action=strictest, flags=(*verdict.flags, f"safety_{label}"))
 
 
 def softmax_t(logits: Sequence[float], temperature: float) -> list[float]:

@@ -2,7 +2,10 @@
 
 - block:  toxicity >= toxicity_block, or a draft raises one of BLOCKING_DRAFT_FLAGS (never
           sent: a moderator must edit, reject or override it);
-- review: toxicity >= toxicity_review (flag "toxic") or any other flag;
+- review: toxicity >= toxicity_review (flag "toxic") or any other flag; when the score falls
+          under the threshold once the text's words for groups of people are replaced, the
+          flag is "toxic_identity" and the text is reviewed, never blocked, for its toxicity
+          (bot/safety/identity_terms.py: the profanity model's bias about such words);
 - allow:  otherwise.
 Incoming messages get the "input" checks (no length cap); drafts get the "draft" checks. A
 `CheckContext` per call carries the user's message, the persona and the account's rules (its
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from bot.domain import Verdict, VerdictAction
 from bot.safety.context import NO_CONTEXT, CheckContext
+from bot.safety.identity_terms import TOXIC_IDENTITY, names_a_group, without_group_names
 from bot.safety.registry import Check, Limits, Stage, registered_checks
 from bot.safety.toxicity import ProfanityCheckScorer, ToxicityScorer
 
@@ -81,15 +85,17 @@ class SafetyGate:
         flags: tuple[str, ...],
         context: CheckContext = NO_CONTEXT,
         stage: Stage = "input",
+        without_groups: float | None = None,
     ) -> Verdict:
         """Fold a toxicity score and the check flags into a verdict, with the account's
-        thresholds where `context.rules` sets them."""
-        rules = context.rules
-        review = self.toxicity_review if rules.toxicity_review is None else rules.toxicity_review
-        block = self.toxicity_block if rules.toxicity_block is None else rules.toxicity_block
+        thresholds where `context.rules` sets them. `without_groups` is the score of the text
+        with its words for groups replaced (`group_blind_scores`), when it was needed."""
+        review, block = self._thresholds(context)
+        toxic_by_name = without_groups is not None and without_groups < review
         if toxicity >= review:
-            flags = (TOXIC, *flags)
-        if toxicity >= block or (stage == "draft" and not BLOCKING_DRAFT_FLAGS.isdisjoint(flags)):
+            flags = (TOXIC_IDENTITY if toxic_by_name else TOXIC, *flags)
+        blocking = toxicity >= block and not toxic_by_name
+        if blocking or (stage == "draft" and not BLOCKING_DRAFT_FLAGS.isdisjoint(flags)):
             action = VerdictAction.BLOCK
         elif flags:
             action = VerdictAction.REVIEW
@@ -97,11 +103,38 @@ class SafetyGate:
             action = VerdictAction.ALLOW
         return Verdict(action=action, toxicity=toxicity, flags=flags)
 
+    def _thresholds(self, context: CheckContext) -> tuple[float, float]:
+        rules = context.rules
+        review = self.toxicity_review if rules.toxicity_review is None else rules.toxicity_review
+        block = self.toxicity_block if rules.toxicity_block is None else rules.toxicity_block
+        return review, block
+
+    def group_blind_scores(
+        self, texts: Sequence[str], scores: Sequence[float], context: CheckContext = NO_CONTEXT
+    ) -> list[float | None]:
+        """For each text that the model finds toxic and that names a group of people, its
+        score with those words replaced (one more call for those texts only); else None."""
+        review, _ = self._thresholds(context)
+        wanted = [
+            i
+            for i, (t, s) in enumerate(zip(texts, scores, strict=True))
+            if s >= review and names_a_group(t)
+        ]
+        out: list[float | None] = [None] * len(texts)
+        if wanted:
+            again = self.toxicity.submit([without_group_names(texts[i]) for i in wanted])
+            for i, score in zip(wanted, again.result(), strict=True):
+                out[i] = score
+        return out
+
     def _check(self, stage: Stage, texts: Sequence[str], context: CheckContext) -> list[Verdict]:
         pending = self.toxicity.submit(texts)  # a worker scores while the checks run here
         flags = self.flags(stage, texts, context)
+        scores = pending.result()
+        blind = self.group_blind_scores(texts, scores, context)
         return [
-            self.decide(t, f, context, stage) for t, f in zip(pending.result(), flags, strict=True)
+            self.decide(t, f, context, stage, b)
+            for t, f, b in zip(scores, flags, blind, strict=True)
         ]
 
     def check_inputs(

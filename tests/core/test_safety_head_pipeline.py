@@ -14,7 +14,7 @@ from pathlib import Path
 from bot.accounts import Account
 from bot.config import Settings
 from bot.domain import Decision, DecisionAction, DraftStatus, Incoming, Mode
-from bot.nlp.heads import load_account_classifier
+from bot.nlp.heads import SafetyHeadPolicy, load_account_classifier
 from bot.outbox import Outbox
 from bot.pipeline import Pipeline
 from bot.service import build_analysis
@@ -27,7 +27,12 @@ HARMLESS = "hi, what time do you open on sundays?"
 
 
 def _handle(
-    db: Database, acct: Account, settings: Settings, heads: dict[str, tuple[str, str]]
+    db: Database,
+    acct: Account,
+    settings: Settings,
+    heads: dict[str, tuple[str, str]],
+    text: str = HARMLESS,
+    message_id: str = "1",
 ) -> tuple[Decision, RecordingChannel]:
     channel = RecordingChannel()
     rules, gate = build_analysis(settings)
@@ -42,16 +47,16 @@ def _handle(
         outbox=outbox,
         accounts={"acct": acct},
         history_turns=4,
-        safety_verdicts=settings.safety_label_verdicts,
+        safety_head=SafetyHeadPolicy.from_settings(settings),
     )
     incoming = Incoming(
         platform="console",
         account="acct",
         chat_id="c1",
-        message_id="1",
+        message_id=message_id,
         user_id="u1",
         user_name="Dana",
-        text=HARMLESS,
+        text=text,
     )
 
     async def go() -> Decision:
@@ -65,7 +70,8 @@ def _handle(
 def test_a_promoted_safety_head_that_says_hate_holds_an_ordinary_message(
     migrated_db: Database, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(database_url=migrated_db.url, device="cpu")
+    # Both labels at 0.5: a confidence of 0.5 lets the head's first label count.
+    settings = Settings(database_url=migrated_db.url, device="cpu", safety_head_confidence=0.5)
     acct = account(mode=Mode.AUTO)
     # First label wins: this head calls every text hate, which the defaults block.
     head = make_head(tiny_model_dir, tmp_path / "safety", "safety", ["hate", "neither"])
@@ -90,4 +96,22 @@ def test_a_safety_head_that_says_neither_does_not_loosen_the_rules(
 
     # The head allows it and so do the rules: the ordinary message is answered as usual.
     assert decision.action is DecisionAction.AUTO
+    assert len(channel.sent) == 1
+
+
+def test_a_head_that_sees_no_hate_lets_a_user_say_they_are_gay(
+    migrated_db: Database, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """alt-profanity-check scores "gay" as profanity (bot/safety/identity_terms.py): the rules
+    alone send this to review; the head, which does not flag it, has the last word."""
+    settings = Settings(database_url=migrated_db.url, device="cpu")
+    acct = account(mode=Mode.AUTO)
+    text = "I am gay and my husband loves your coffee"
+    alone, _ = _handle(migrated_db, acct, settings, {}, text=text)
+    assert alone.action is DecisionAction.REVIEW
+    head = make_head(tiny_model_dir, tmp_path / "safety", "safety", ["neither", "hate"])
+    decision, channel = _handle(
+        migrated_db, acct, settings, {"safety": ("safety-v1", str(head))}, text, "2"
+    )
+    assert decision.action is DecisionAction.AUTO, decision
     assert len(channel.sent) == 1

@@ -20,6 +20,7 @@ from bot.nlp.classify import LexicalClassifier
 from bot.nlp.head_backbone import clear_backbones, load_classification_model, shared_backbone
 from bot.nlp.heads import (
     HeadClassifier,
+    SafetyHeadPolicy,
     heads_by_account,
     load_account_classifier,
     read_head,
@@ -159,18 +160,53 @@ def test_safety_labels_map_to_verdicts() -> None:
     assert safety_verdict("never-heard-of", verdicts) is VerdictAction.REVIEW
     assert safety_verdict("x", {"x": "typo"}) is VerdictAction.REVIEW
 
+    policy = SafetyHeadPolicy(verdicts, confidence=0.6)
     allow = Verdict(VerdictAction.ALLOW, 0.1)
     base = Analysis("other", 1.0, Sentiment.NEUTRAL, 1.0)
-    assert with_safety_head(allow, base, verdicts) == allow  # no safety head
+    assert with_safety_head(allow, base, policy) == allow  # no safety head
     hateful = replace(base, scores={"safety:hate": 0.7, "safety:neither": 0.3})
-    assert with_safety_head(allow, hateful, verdicts) == Verdict(
+    assert with_safety_head(allow, hateful, policy) == Verdict(
         VerdictAction.BLOCK, 0.1, ("safety_hate",)
     )
     fine = replace(base, scores={"safety:hate": 0.2, "safety:neither": 0.8})
-    assert with_safety_head(allow, fine, verdicts) == allow
+    assert with_safety_head(allow, fine, policy) == allow
     blocked = Verdict(VerdictAction.BLOCK, 0.9, ("toxic",))
     offensive = replace(base, scores={"safety:offensive": 0.9})
-    assert with_safety_head(blocked, offensive, verdicts).action is VerdictAction.BLOCK
+    assert with_safety_head(blocked, offensive, policy).action is VerdictAction.BLOCK
+
+
+def test_an_unsure_safety_head_flags_nothing_and_answers_with_its_allowed_label() -> None:
+    sure = SafetyHeadPolicy(SETTINGS.safety_label_verdicts, confidence=0.9)
+    allow = Verdict(VerdictAction.ALLOW, 0.1)
+    base = Analysis("other", 1.0, Sentiment.NEUTRAL, 1.0)
+    unsure = replace(base, scores={"safety:hate": 0.7, "safety:neither": 0.2, "safety:x": 0.1})
+    assert with_safety_head(allow, unsure, sure) == allow
+    assert sure.flagging_label(unsure) is None
+    assert sure.label(unsure) == "neither"  # what the eval gate counts it as
+    certain = replace(base, scores={"safety:hate": 0.95, "safety:neither": 0.05})
+    assert sure.flagging_label(certain) == "hate" and sure.label(certain) == "hate"
+    assert with_safety_head(allow, certain, sure).flags == ("safety_hate",)
+    assert sure.label(base) is None  # no safety head at all
+    assert SafetyHeadPolicy.from_settings(SETTINGS).confidence == SETTINGS.safety_head_confidence
+
+
+def test_the_head_has_the_last_word_only_on_toxicity_from_naming_a_group() -> None:
+    policy = SafetyHeadPolicy(SETTINGS.safety_label_verdicts, confidence=0.9)
+    base = Analysis("other", 1.0, Sentiment.NEUTRAL, 1.0)
+    talk = replace(base, scores={"safety:hate": 0.3, "safety:neither": 0.7})
+    by_name = Verdict(VerdictAction.REVIEW, 0.97, ("toxic_identity",))
+    # "I am gay": the profanity model reacts to the word; the head sees no hate: allowed.
+    assert with_safety_head(by_name, talk, policy) == Verdict(VerdictAction.ALLOW, 0.97, ())
+    # Any other flag beside it stays, and so does real toxicity.
+    both = Verdict(VerdictAction.REVIEW, 0.97, ("toxic_identity", "pii_email"))
+    assert with_safety_head(both, talk, policy) == both
+    toxic = Verdict(VerdictAction.BLOCK, 0.99, ("toxic",))
+    assert with_safety_head(toxic, talk, policy) == toxic
+    # Without a safety head nothing changes: the text waits for a moderator.
+    assert with_safety_head(by_name, base, policy) == by_name
+    # A sure head that finds hate makes it stricter.
+    hate = replace(base, scores={"safety:hate": 0.95, "safety:neither": 0.05})
+    assert with_safety_head(by_name, hate, policy).action is VerdictAction.BLOCK
 
 
 def test_heads_by_account_keeps_classifier_kinds_only() -> None:

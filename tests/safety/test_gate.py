@@ -78,3 +78,30 @@ def test_batches_go_to_the_model_once() -> None:
 def test_bad_configuration_is_refused(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         gate(**kwargs)
+
+
+def test_toxicity_that_comes_from_naming_a_group_is_reviewed_not_blocked() -> None:
+    # The model scores "i am gay" as profane; with the group's name replaced it is not.
+    g = gate({"i am gay": 0.98, "i am person": 0.02, "gay idiots": 0.99, "person idiots": 0.97})
+    by_name, insult, plain = g.check_inputs(["i am gay", "gay idiots", "hello"])
+    assert by_name == Verdict(VerdictAction.REVIEW, 0.98, ("toxic_identity",))
+    assert insult == Verdict(VerdictAction.BLOCK, 0.99, ("toxic",))  # still an insult
+    assert plain.action is VerdictAction.ALLOW
+    # Only texts that are toxic and name a group are scored a second time.
+    assert g.toxicity.calls[-1] == ["i am person", "person idiots"]  # type: ignore[attr-defined]
+
+
+def test_the_real_profanity_model_and_words_for_groups() -> None:
+    g = SafetyGate.from_settings(Settings())
+    gay, lesbian, slur, friend = g.check_inputs(
+        [
+            "i am gay and my husband is too",
+            "my sister is a lesbian",
+            "shut up you stupid queer",
+            "my friend is bisexual",
+        ]
+    )
+    assert gay.flags == ("toxic_identity",) and gay.action is VerdictAction.REVIEW
+    assert lesbian.action is not VerdictAction.BLOCK
+    assert slur.action is VerdictAction.BLOCK and "toxic" in slur.flags
+    assert friend.action is VerdictAction.ALLOW
