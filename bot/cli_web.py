@@ -68,6 +68,7 @@ def users_add(
     from bot.web.passwords import hash_password
 
     name = _check_name(name)
+    telegram_id = _check_telegram_id(telegram_id)
     settings, configured = _config()
     scope = _accounts(
         accounts, role, {n for a in configured.all for n in (a.name, a.console().name)}
@@ -179,6 +180,20 @@ def _check_name(name: str) -> str:
     if not name or len(name) > 64 or any(c.isspace() for c in name):
         raise InputError("a user name is 1-64 characters without spaces; pick another")
     return name
+
+
+def _check_telegram_id(given: str | None) -> str | None:
+    """A person's Telegram id is a positive number; login links go to that private chat only
+    (a group's id is negative, a channel's starts with -100)."""
+    if given is None:
+        return None
+    value = given.strip()
+    if not (value.isascii() and value.isdigit() and int(value) > 0):
+        raise InputError(
+            f"--telegram-id {given!r} is not a person's Telegram id; use their own numeric user "
+            "id (they get it by sending /id to the bot), never a group's negative id"
+        )
+    return value
 
 
 def _accounts(given: str | None, role: ActorRole, known: set[str]) -> frozenset[str] | None:

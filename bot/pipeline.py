@@ -367,7 +367,8 @@ class Pipeline:
         classifier = self._classifiers.get(account, self._classifier)
         (analysis,) = classifier.classify_many([text])
         (verdict,) = self._gate.check_inputs([text], self._accounts[account].check_context())
-        # A promoted safety head only ever makes the verdict stricter (bot/nlp/heads.py).
+        # A promoted safety head makes the verdict stricter, or clears toxicity that only a
+        # word for a group explained (bot/nlp/heads.py: with_safety_head).
         return analysis, with_safety_head(verdict, analysis, self._safety_head)
 
     def _context(self, account: Account, stored: history.Stored) -> tuple[bool, list[Turn], bool]:

@@ -157,15 +157,20 @@ def _stacked(counts: DailyCounts, title: str, unit: str) -> str:
 def _stack_days(ax: Axes, keys: Sequence[str], rows: Sequence[Sequence[float]]) -> None:
     edges = list(range(len(rows[0]) + 1))
     bottom = [0.0] * len(edges)
+    handles = []
     for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
         top = [b + v for b, v in zip(bottom, [*row, row[-1]], strict=True)]
-        ax.fill_between(
-            edges, bottom, top, step="post", label=key, color=_colour(key, i), linewidth=0
+        handles.append(
+            ax.fill_between(edges, bottom, top, step="post", color=_colour(key, i), linewidth=0)
         )
         bottom = top
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=Y_LEVELS))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # The labels are data (moderators' names, intents): passed explicitly so that a name
+    # starting with "_" is not dropped, and never read as mathtext ("$...$" would not draw).
+    legend = ax.legend(handles, list(keys), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for text in legend.get_texts():
+        text.set_parse_math(False)
 
 
 def _duration_lines(ax: Axes, durations: DailyDurations) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -21,6 +22,8 @@ from bot.moderation import ModerationService
 from bot.storage.db import Database
 from bot.web import adapters_page, analytics_page, auth, conversations_page, health, queue_page
 from bot.web.context import MetricsSource, Readiness, WebContext
+from bot.web.headers import SecurityHeaders
+from bot.web.inputs import reject_nul
 from bot.web.metrics import build_metrics
 from bot.web.pages import Page
 from bot.web.ratelimit import LoginLimiter
@@ -50,7 +53,13 @@ def create_app(
     """The dashboard over `db`. `ready` says why the process cannot serve yet (None: ready;
     the service passes one that waits for the model); `metrics` defaults to the database's
     figures (bot/web/metrics.py)."""
-    app = FastAPI(title="autoreply", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="autoreply",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(reject_nul)],
+    )
     templates = Jinja2Templates(directory=HERE / "templates")
     app.state.web = WebContext(
         db=db,
@@ -73,6 +82,7 @@ def create_app(
         same_site="lax",
         https_only=settings.web_cookie_secure,
     )
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(auth.router)
     app.include_router(health.router)
@@ -94,7 +104,28 @@ def create_app(
         assert isinstance(exc, HTTPException)
         return error_response(request, exc.status_code, str(exc.detail))
 
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: Exception) -> Response:
+        # FastAPI's own answer is a JSON dump of the validator's errors, even to a browser.
+        assert isinstance(exc, RequestValidationError)
+        return error_response(request, 400, invalid_message(exc))
+
     return app
+
+
+def invalid_message(exc: RequestValidationError) -> str:
+    """Which fields were wrong, in words: 'draft_id (in the path): Input should be a valid
+    integer'."""
+    parts = []
+    for error in exc.errors()[:3]:
+        where = [str(part) for part in error.get("loc", ())]
+        field = where[-1] if where else "?"
+        place = f" (in the {where[0]})" if len(where) > 1 else ""
+        parts.append(f"{field}{place}: {error.get('msg', 'not valid')}")
+    return (
+        f"This request is not valid: {'; '.join(parts)}. Go back, correct it and try again "
+        "(or reload the page if it came from an old tab)."
+    )
 
 
 def error_response(request: Request, status_code: int, message: str) -> Response:

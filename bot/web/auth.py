@@ -97,8 +97,16 @@ def login_url(request: Request) -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: an open redirect would make phishing links look like ours."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+    """Only a path on this site: an open redirect would make phishing links look like ours.
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash ("/", tab,
+    "/evil.test" is "//evil.test" to them): a target with any of those is refused."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+    ):
         return target
     return "/"
 

@@ -34,7 +34,12 @@ async def check_csrf(request: Request) -> None:
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             value = (await request.form()).get(FIELD)
             sent = value if isinstance(value, str) else None
-    if not isinstance(expected, str) or not sent or not secrets.compare_digest(expected, sent):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str (a 500, not a 403).
+    if (
+        not isinstance(expected, str)
+        or not sent
+        or not secrets.compare_digest(expected.encode(), sent.encode())
+    ):
         raise HTTPException(
             403,
             "The form's security token is missing or out of date (an old tab, or you logged "

@@ -47,7 +47,8 @@ def send_link(
         )
     chat_id = user.platform_user_id
     # A Telegram private chat's id is the user's own (positive) id; groups' are negative.
-    if not chat_id.isdigit():
+    # isascii: str.isdigit also accepts other scripts' digits ("١٢٣"), which no id has.
+    if not (chat_id.isascii() and chat_id.isdigit()):
         raise InputError(
             f"{chat_id!r} is not a person's Telegram id (groups have negative ids); links go "
             "only to a private chat"

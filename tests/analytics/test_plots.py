@@ -96,3 +96,12 @@ def test_empty_ranges_say_so(draw: object) -> None:
 def test_queue_plot_names_each_empty_panel() -> None:
     svg = plots.queue_plot(durations_by_day(DAYS, []), count_by_day(DAYS, []))
     _check(svg, "no drafts moderated", "no moderator actions")
+
+
+def test_names_in_legends_are_text_not_markup() -> None:
+    """Moderators' names are data: "$...$" is not mathtext (a malformed one would fail the
+    whole page), a leading "_" does not hide the entry, and markup comes out escaped."""
+    names = ("_bob (1)", "$\\frac{$ (2)", "<script>x</script>")
+    svg = plots.queue_plot(_durations(), _counts(names))
+    _check(svg, "_bob (1)", "$\\frac{$ (2)", "&lt;script&gt;")
+    assert "<script>" not in svg

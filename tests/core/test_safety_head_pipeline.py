@@ -1,4 +1,5 @@
-"""A promoted safety head makes the pipeline's verdict stricter, never milder.
+"""A promoted safety head makes the pipeline's verdict stricter; the one thing it may clear is
+toxicity that only a word for a group of people explains (`toxic_identity`).
 
 The head is a real one saved as `autoreply train classifier --task safety` saves it, on the tiny
 offline GPT-2, with a zero score layer: every label is equally likely, so its first label wins

@@ -108,6 +108,11 @@ def test_add_list_passwd_remove(env: str) -> None:
             "no configured account named 'nosuch'",
         ),
         (["users", "remove", "ghost"], "", "no dashboard user 'ghost'"),
+        (
+            ["users", "add", "bob", "--telegram-id", "-100200", "--password-stdin"],
+            PASSWORD + "\n",
+            "never a group's negative id",
+        ),
     ],
 )
 def test_mistakes_say_what_to_do(env: str, args: list[str], stdin: str, message: str) -> None:

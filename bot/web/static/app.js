@@ -44,6 +44,14 @@
 
   window.autoreply = { post: post, note: note };
 
+  // A picker that shows its choice at once (no inline handlers: the CSP allows none).
+  document.addEventListener("change", (event) => {
+    const target = event.target;
+    if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit") && target.form) {
+      target.form.submit();
+    }
+  });
+
   const queue = document.getElementById("queue");
   if (!queue) return;
   const list = document.getElementById("queue-list");
