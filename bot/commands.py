@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bot.commands_chats import CHAT_COMMANDS, chat_command
 from bot.commands_chats import HELP as CHAT_HELP
 from bot.domain import Actor, ChatKind, DecisionAction, Incoming
-from bot.errors import InputError, NotFoundError, PermissionDeniedError
+from bot.errors import InputError, NotFoundError, PermissionDeniedError, as_sentence
 from bot.labels import parse_assignments
 from bot.storage import history
 
@@ -124,4 +124,4 @@ def _label(
             return CommandReply("Only moderators can correct labels.")
         return CommandReply(f"Nothing changed: {exc}.")
     log.info("%s by %s", outcome.message, actor.display)
-    return CommandReply(outcome.message[:1].upper() + outcome.message[1:] + ".")
+    return CommandReply(as_sentence(outcome.message) + ".")

@@ -7,6 +7,13 @@ stack trace: these are conditions an operator fixes, not bugs.
 from __future__ import annotations
 
 
+def as_sentence(text: str) -> str:
+    """A service message (written in lower case, to be embedded: "nothing changed: {exc}")
+    shown on its own, capitalised. Not for notes that may start with a name, such as an
+    adapter's "shop-reply-v2 is now active", which stay as written."""
+    return text[:1].upper() + text[1:]
+
+
 class AutoreplyError(Exception):
     """Base class. `exit_code` is what the CLI exits with."""
 

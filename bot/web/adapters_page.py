@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bot.errors import AutoreplyError, InvalidStateError
+from bot.errors import AutoreplyError, InvalidStateError, as_sentence
 from bot.web.auth import Operator
 from bot.web.context import Ctx
 from bot.web.csrf import CsrfChecked
@@ -124,8 +124,7 @@ def _act(request: Request, work: Callable[[], str]) -> Response:
     try:
         flash(request, work(), "ok")
     except AutoreplyError as exc:
-        text = str(exc)
-        flash(request, text[:1].upper() + text[1:], "error")
+        flash(request, as_sentence(str(exc)), "error")
     return RedirectResponse("/adapters", status_code=303)
 
 

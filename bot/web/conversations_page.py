@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.domain import Outcome, Sentiment
-from bot.errors import AutoreplyError
+from bot.errors import AutoreplyError, as_sentence
 from bot.storage import conversation_search as search
 from bot.web.auth import CurrentUser, WebIdentity
 from bot.web.context import Ctx, WebContext
@@ -148,8 +148,7 @@ def _act(
     try:
         outcome = work(*where)
     except AutoreplyError as exc:
-        text = str(exc)
-        flash(request, text[:1].upper() + text[1:], "error")
+        flash(request, as_sentence(str(exc)), "error")
     else:
         flash(request, outcome.message, "ok")
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)

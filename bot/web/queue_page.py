@@ -22,6 +22,7 @@ from bot.errors import (
     InvalidStateError,
     NotFoundError,
     PermissionDeniedError,
+    as_sentence,
 )
 from bot.storage import accounts as account_store
 from bot.storage import draft_context
@@ -172,7 +173,7 @@ def _done(
 
 
 def _message(outcome: Outcome) -> str:
-    text = outcome.message[:1].upper() + outcome.message[1:]
+    text = as_sentence(outcome.message)
     if outcome.outbox_id is not None and not outcome.delivered:
         text += "; the reply goes out within a few seconds."
     return text
