@@ -1,11 +1,11 @@
 """How long the analytics page's data and plots take for one account with a few thousand
 stored messages (the dashboard's target: well under 300 ms server time per page).
 
-Seeds a database with N inbound messages over D days (analyses, decisions, replies, queued
-drafts decided by three moderators, texts from a few support themes), then times, as the
-page would run them (median of R repeats, warm): each query, the whole report (queries plus
-bucketing), each plot, reading the newest topics; and once, the topics fit the scheduled job
-runs (not on page load).
+Seeds a database with N inbound messages over D days (benchmarks/history_seed.py: analyses,
+decisions, replies, drafts decided by three moderators, texts from a few support themes), then
+times, as the page would run them (median of R repeats, warm): each query, the whole report
+(queries plus bucketing), each plot, reading the newest topics; and once, the topics fit the
+scheduled job runs (not on page load).
 
 Run: `python -m benchmarks.analytics_bench [--messages 5000] [--days 30] [--database-url URL]`
 (a fresh SQLite file by default; a PostgreSQL URL must name an empty database).
@@ -14,29 +14,20 @@ Run: `python -m benchmarks.analytics_bench [--messages 5000] [--days 30] [--data
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from benchmarks.history_seed import History, seed_history
 from bot.analytics import plots
 from bot.analytics.report import AnalyticsReport, load_report
 from bot.analytics.series import DayRange
 from bot.analytics.topics_job import TopicsJob
-from bot.domain import (
-    ActorKind,
-    ChatKind,
-    DecisionAction,
-    DraftStatus,
-    ModerationKind,
-    Sentiment,
-    VerdictAction,
-)
 from bot.storage import analytics_queries as q
 from bot.storage import models as m
 from bot.storage import topics as topic_store
@@ -55,114 +46,12 @@ class Timing:
         return Timing(self.wall_ms + other.wall_ms, self.cpu_ms + other.cpu_ms)
 
 
-THEMES = {
-    "order_status": ["where is my order", "tracking has not moved", "parcel still not delivered"],
-    "refund": ["I want a refund", "charged twice on my card", "money back for the return"],
-    "wifi": ["the wifi keeps dropping", "cannot log in to the internet", "router is offline"],
-    "greeting": ["hello there", "thanks for the quick help", "good morning team"],
-    "complaint": ["this is the worst service", "nobody answers my emails", "very disappointed"],
-}
-FILLER = ["please", "today", "again", "since monday", "order 1234", "asap", "thanks", ""]
-MODERATORS = ("alice", "bob", "chen")
-
-
-def seed(db: Database, messages: int, days: int, now: datetime) -> None:
-    rng = random.Random(0)
+def seed(db: Database, messages: int, days: int, now: datetime) -> int:
+    """The account "shop" with `messages` over `days` (mostly answered, a third reviewed)."""
     with db.session() as s:
-        account = m.Account(id=1, name="shop", platform="console", handle="shop")
-        s.add(account)
-        s.flush()
-        for i in range(20):
-            s.add(m.PlatformUser(id=i + 1, account_id=1, platform_user_id=f"u{i}"))
-            s.add(m.Conversation(id=i + 1, account_id=1, chat_id=f"c{i}", kind=ChatKind.PRIVATE))
-        s.flush()
-        next_id = messages + 1
-        # One list per table, written parent tables first (not every link is a relationship
-        # the unit of work could order by).
-        inbound: list[object] = []
-        analyses: list[object] = []
-        replies: list[object] = []
-        drafts: list[object] = []
-        actions: list[object] = []
-        for i in range(1, messages + 1):
-            when = now - timedelta(seconds=rng.uniform(0, days * 86400))
-            intent = rng.choice(list(THEMES))
-            decision = rng.choices(list(DecisionAction), weights=(1, 6, 3))[0]
-            text = f"{rng.choice(THEMES[intent])} {rng.choice(FILLER)}".strip()
-            user = rng.randint(1, 20)
-            inbound.append(
-                m.Message(
-                    id=i,
-                    account_id=1,
-                    conversation_id=user,
-                    user_id=user,
-                    direction=m.Direction.INBOUND,
-                    platform_message_id=str(i),
-                    text=text,
-                    decision=decision,
-                    handled_at=when,
-                    sent_at=when,
-                    created_at=when,
-                )
-            )
-            analyses.append(
-                m.Analysis(
-                    message_id=i,
-                    intent=intent,
-                    intent_score=0.8,
-                    sentiment=rng.choice(list(Sentiment)),
-                    sentiment_score=0.8,
-                    input_verdict=VerdictAction.ALLOW,
-                    model_version="bench",
-                    created_at=when,
-                )
-            )
-            if decision is DecisionAction.IGNORE:
-                continue
-            sent = when + timedelta(seconds=rng.expovariate(1 / 40))
-            if decision is DecisionAction.REVIEW:
-                drafts.append(
-                    m.ReplyDraft(
-                        id=i,
-                        message_id=i,
-                        text="draft",
-                        raw_text="draft",
-                        status=DraftStatus.SENT,
-                        verdict=VerdictAction.ALLOW,
-                        model_version="bench",
-                        created_at=when,
-                    )
-                )
-                sent = when + timedelta(seconds=rng.expovariate(1 / 900))
-                actions.append(
-                    m.ModerationAction(
-                        account_id=1,
-                        draft_id=i,
-                        actor_kind=ActorKind.WEB.value,
-                        moderator=rng.choice(MODERATORS),
-                        action=rng.choice((ModerationKind.APPROVE, ModerationKind.EDIT)),
-                        created_at=sent,
-                    )
-                )
-            replies.append(
-                m.Message(
-                    id=next_id,
-                    account_id=1,
-                    conversation_id=user,
-                    direction=m.Direction.OUTBOUND,
-                    platform_message_id=f"o{i}",
-                    reply_to_id=i,
-                    text="reply",
-                    addressed=False,
-                    sent_at=sent,
-                    handled_at=sent,
-                    created_at=sent,
-                )
-            )
-            next_id += 1
-        for rows in (inbound, analyses, replies, drafts, actions):
-            s.add_all(rows)
-            s.flush()
+        s.add(m.Account(name="shop", platform="console", handle="shop"))
+    history = History(messages=messages, days=days, users=20, decisions=(1, 6, 3), seed=0)
+    return seed_history(db, "shop", history, now)
 
 
 def timed(work: Callable[[], T], repeats: int) -> tuple[Timing, T]:
@@ -212,7 +101,7 @@ def main() -> None:
         db = Database(url)
         now = datetime.now(UTC)
         started = time.perf_counter()
-        seed(db, args.messages, args.days, now)
+        account_id = seed(db, args.messages, args.days, now)
         print(
             f"seeded {args.messages} messages over {args.days} days in "
             f"{time.perf_counter() - started:.1f} s ({url.split(':')[0]})"
@@ -224,7 +113,7 @@ def main() -> None:
         def query(fn: Callable[..., Sequence[object]]) -> Callable[[], int]:
             def run() -> int:
                 with db.session() as s:
-                    return len(fn(s, 1, start, end))
+                    return len(fn(s, account_id, start, end))
 
             return run
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from benchmarks.analytics_bench import seed as seed_messages
 from bot.analytics import plots
@@ -49,31 +49,27 @@ from bot.web.passwords import hash_password
 
 PASSWORD = "benchmark only"
 QUEUED = 40
-SEEDED_TABLES = ("accounts", "platform_users", "conversations", "messages", "reply_drafts")
 REPLY = "Sorry for the wait! Your order left our warehouse today."
 ANALYTICS = "/analytics?account=shop&days=30"
 
 
 def seed(db: Database, messages: int, days: int) -> None:
     now = datetime.now(UTC)
-    seed_messages(db, messages, days, now)
+    account_id = seed_messages(db, messages, days, now)
     with db.session() as s:
-        if db.url.startswith("postgresql"):
-            # That seeding writes its own ids; PostgreSQL's sequences do not see them.
-            for table in SEEDED_TABLES:
-                s.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT max(id) FROM {table}))"
-                    )
-                )
+        chats = s.execute(
+            select(m.Conversation.id, m.PlatformUser.id)
+            .join(m.PlatformUser, m.PlatformUser.platform_user_id == m.Conversation.chat_id)
+            .where(m.Conversation.account_id == account_id)
+            .where(m.PlatformUser.account_id == account_id)
+        ).all()
         # A queue: the newest messages waiting for review, each with a draft.
         for i in range(QUEUED):
             when = now - timedelta(minutes=5 * i)
             message = m.Message(
-                account_id=1,
-                conversation_id=i % 20 + 1,
-                user_id=i % 20 + 1,
+                account_id=account_id,
+                conversation_id=chats[i % len(chats)][0],
+                user_id=chats[i % len(chats)][1],
                 direction=m.Direction.INBOUND,
                 platform_message_id=f"q{i}",
                 text=f"where is my order {1000 + i}? it has not moved since monday",

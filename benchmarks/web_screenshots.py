@@ -21,7 +21,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from benchmarks.web_history_seed import seed_history
+from benchmarks.history_seed import seed_history
+from bot.analytics.topics_job import TopicsJob
 from bot.config import DEFAULT_INTENTS, Settings
 from bot.domain import (
     ActorRole,
@@ -172,6 +173,7 @@ def main() -> None:
         db = Database(url)
         seed(db)
         seed_history(db, "shop")  # a month of messages and topics for the analytics page
+        TopicsJob(db, ["shop"], window_days=7).fit("shop")
         with db.session() as s:
             chat_1001 = select(m.Conversation.id).where(m.Conversation.chat_id == "1001")
             dana = s.scalars(chat_1001).one()
