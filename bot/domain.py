@@ -305,7 +305,9 @@ class OutgoingKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """Something a channel must deliver. `reply_to_message_id` is the platform id to quote;
-    a CARD carries `draft_id` so the channel can attach moderation buttons for it."""
+    a CARD carries `draft_id` so the channel can attach moderation buttons for it, and
+    `own_reply` when there is no draft to approve: the message waits for a moderator's own
+    reply (a handed-off chat, a flagged message)."""
 
     platform: str
     account: str
@@ -315,6 +317,7 @@ class Outgoing:
     outbox_id: int | None = None
     kind: OutgoingKind = OutgoingKind.REPLY
     draft_id: int | None = None
+    own_reply: bool = False
 
 
 # --- moderation: what the queue shows and what an action did ---------------------------------

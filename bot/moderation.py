@@ -249,10 +249,13 @@ class ModerationService(ChatActions):
 
         def work(s: Session) -> Outcome:
             item = self._queued(s, actor, draft_id, verb)
+            own = HANDOFF_FLAG in item.flags  # nothing drafted: the moderator writes it all
             return Outcome(
                 item.account,
                 item.status.value,
-                "Reply to this card with the new text to send it.",
+                "Reply to this card with your answer to send it."
+                if own
+                else "Reply to this card with the new text to send it.",
                 draft_id=draft_id,
             )
 

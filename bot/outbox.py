@@ -183,6 +183,7 @@ class Outbox:
             outbox_id=job.id,
             kind=job.kind,
             draft_id=job.draft_id,
+            own_reply=job.own_reply,
         )
         try:
             platform_id = await channel.send(outgoing)

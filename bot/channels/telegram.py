@@ -513,7 +513,7 @@ class TelegramChannel(Channel):
         parts = split_message(text) or ["…"]
         markup = None
         if message.kind is OutgoingKind.CARD and message.draft_id is not None:
-            markup = self._card_buttons(message.draft_id)
+            markup = self._card_buttons(message.draft_id, own_reply=message.own_reply)
             parts = [parts[0]]  # cards are clipped to one message by bot/cards.py
         first_id = ""
         for index, part in enumerate(parts):
@@ -526,12 +526,14 @@ class TelegramChannel(Channel):
             first_id = first_id or sent_id
         return first_id
 
-    def _card_buttons(self, draft_id: int) -> InlineKeyboardMarkup:
+    def _card_buttons(self, draft_id: int, *, own_reply: bool = False) -> InlineKeyboardMarkup:
         def button(label: str, action: str) -> InlineKeyboardButton:
             return InlineKeyboardButton(
                 label, callback_data=callback_data.sign(action, draft_id, self._key)
             )
 
+        if own_reply:  # no draft to approve; "edit" asks for the moderator's own text
+            return InlineKeyboardMarkup([[button("Reply", "edit"), button("Reject", "reject")]])
         return InlineKeyboardMarkup(
             [[button("Approve", "approve"), button("Edit", "edit"), button("Reject", "reject")]]
         )

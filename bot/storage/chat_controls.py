@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import HANDOFF_FLAG, Actor, ModerationKind, OutboxRow, as_utc, utcnow
+from bot.domain import (
+    HANDOFF_FLAG,
+    Actor,
+    ModerationKind,
+    OutboxRow,
+    VerdictAction,
+    as_utc,
+    utcnow,
+)
 from bot.storage import drafts as draft_store
 from bot.storage import models as m
 from bot.storage import outbox_store
@@ -94,17 +102,20 @@ def _stop_on_the_way(
     by: Actor,
     why: str,
     *,
-    keep_waiting_for_person: bool = False,
+    wait_for_person: bool = False,
 ) -> None:
     """Stop the answers to `messages` (ids of inbound messages) not sent yet: replies waiting
-    out a send delay (or a retry) are cancelled and drafts still queued rejected, each one
+    out a send delay (or a retry) are cancelled and drafts still queued stopped, each one
     audited as done `by` the actor who banned or handed off (note: `why`).
 
-    A ban stops everything; a handoff keeps the queue items already waiting for a moderator's
-    own reply (`keep_waiting_for_person`): that is what handing off asks for.
+    A ban stops everything. A handoff (`wait_for_person`) keeps every one of those messages
+    in the queue instead: items already waiting for a moderator's own reply stay as they
+    are, and a stopped draft becomes such an item (`_wait_for_person`), so no message the bot
+    meant to answer is left without an answer or a queue item.
     """
-    pending = session.scalars(
-        select(m.OutboxItem.id)
+    note = f"{why}: the bot's draft was dropped; a moderator answers" if wait_for_person else why
+    pending = session.execute(
+        select(m.OutboxItem.id, m.OutboxItem.draft_id)
         .where(
             m.OutboxItem.kind == m.OutboxKind.REPLY,
             m.OutboxItem.status == m.OutboxStatus.PENDING,
@@ -112,7 +123,7 @@ def _stop_on_the_way(
         )
         .order_by(m.OutboxItem.id)
     ).all()
-    for outbox_id in pending:
+    for outbox_id, draft_id in pending:
         if cancel_send(session, outbox_id):
             draft_store.audit(
                 session,
@@ -121,28 +132,63 @@ def _stop_on_the_way(
                 action=ModerationKind.CANCEL,
                 target_kind="outbox",
                 target=str(outbox_id),
-                note=why,
+                note=note,
             )
-    queued = select(m.ReplyDraft.id).where(
-        m.ReplyDraft.message_id.in_(messages), m.ReplyDraft.status == m.DraftStatus.QUEUED
-    )
-    if keep_waiting_for_person:
-        queued = queued.where(m.ReplyDraft.model_version != HANDOFF_FLAG)
-    for draft_id in session.scalars(queued.order_by(m.ReplyDraft.id)).all():
-        rejected = session.execute(
-            update(m.ReplyDraft)
-            .where(m.ReplyDraft.id == draft_id, m.ReplyDraft.status == m.DraftStatus.QUEUED)
-            .values(status=m.DraftStatus.REJECTED)
-        )
-        if getattr(rejected, "rowcount", 0):
+            if wait_for_person and draft_id is not None:
+                _wait_for_person(session, draft_id, m.DraftStatus.REJECTED)
+    queued = session.execute(
+        select(m.ReplyDraft.id, m.ReplyDraft.model_version)
+        .where(m.ReplyDraft.message_id.in_(messages), m.ReplyDraft.status == m.DraftStatus.QUEUED)
+        .order_by(m.ReplyDraft.id)
+    ).all()
+    for draft_id, model in queued:
+        if not wait_for_person:
+            stopped = _set_status(session, draft_id, m.DraftStatus.REJECTED)
+        elif model == HANDOFF_FLAG:
+            continue  # already waits for a person's own reply
+        else:
+            stopped = _wait_for_person(session, draft_id, m.DraftStatus.QUEUED)
+        if stopped:
             draft_store.audit(
                 session,
                 account_id=account_id,
                 actor=by,
                 action=ModerationKind.REJECT,
                 draft_id=draft_id,
-                note=why,
+                note=note,
             )
+
+
+def _set_status(session: Session, draft_id: int, status: m.DraftStatus) -> bool:
+    """Move a queued draft to `status`; False when it no longer was queued."""
+    result = session.execute(
+        update(m.ReplyDraft)
+        .where(m.ReplyDraft.id == draft_id, m.ReplyDraft.status == m.DraftStatus.QUEUED)
+        .values(status=status)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _wait_for_person(session: Session, draft_id: int, status: m.DraftStatus) -> bool:
+    """Turn a draft (in `status`) into an item waiting for a moderator's own reply, as a
+    handed-off chat's new messages are: no text to approve (the model's output stays in
+    `raw_text`), flagged `handoff`, queued. The draft's card, if it had one, still works:
+    Approve is refused, Edit asks for the moderator's answer. False when it no longer was
+    in `status`."""
+    draft = session.get_one(m.ReplyDraft, draft_id)
+    flags = [*(draft.flags or ()), HANDOFF_FLAG]
+    result = session.execute(
+        update(m.ReplyDraft)
+        .where(m.ReplyDraft.id == draft_id, m.ReplyDraft.status == status)
+        .values(
+            status=m.DraftStatus.QUEUED,
+            text="",
+            model_version=HANDOFF_FLAG,
+            verdict=VerdictAction.REVIEW,
+            flags=list(dict.fromkeys(flags)),
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def add_strike(session: Session, user_id: int) -> None:
@@ -167,8 +213,9 @@ def strikes(session: Session, account_id: int, platform_user_id: str) -> int:
 
 def set_handed_off(session: Session, conversation_id: int, handed_off: bool, *, by: Actor) -> bool:
     """Hand a chat to people (True) or back to the bot. Handing off also stops the bot's
-    answers in that chat not sent yet, as a ban does (`_stop_on_the_way`, audited as done
-    `by` the actor). False when it already was."""
+    answers in that chat not sent yet, and each of those messages waits for a moderator's own
+    reply instead (`_stop_on_the_way`, audited as done `by` the actor). False when it already
+    was."""
     column = m.Conversation.handed_off_at
     already = column.is_not(None) if handed_off else column.is_(None)
     result = session.execute(
@@ -184,7 +231,7 @@ def set_handed_off(session: Session, conversation_id: int, handed_off: bool, *, 
             m.Message.direction == m.Direction.INBOUND,
         )
         why = "the chat was handed to people"
-        _stop_on_the_way(session, chat.account_id, inbound, by, why, keep_waiting_for_person=True)
+        _stop_on_the_way(session, chat.account_id, inbound, by, why, wait_for_person=True)
     return changed
 
 

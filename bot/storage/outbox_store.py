@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.domain import ChatKind, OutboxRow, as_utc, utcnow
+from bot.domain import HANDOFF_FLAG, ChatKind, OutboxRow, as_utc, utcnow
 from bot.storage import history  # a module: history imports chat_controls, which imports this
 from bot.storage import models as m
 
@@ -45,6 +45,7 @@ class OutboxJob:
     draft_id: int | None
     attempts: int
     kind: m.OutboxKind = m.OutboxKind.REPLY
+    own_reply: bool = False  # a card for a message that waits for a moderator's own reply
 
 
 def enqueue(
@@ -102,6 +103,7 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
     conversation = session.get_one(m.Conversation, head.conversation_id)
     account = session.get_one(m.Account, head.account_id)
     reply_to = session.get(m.Message, head.reply_to_id) if head.reply_to_id else None
+    draft = session.get(m.ReplyDraft, head.draft_id) if head.kind is m.OutboxKind.CARD else None
     return OutboxJob(
         id=head.id,
         account_id=head.account_id,
@@ -115,6 +117,7 @@ def claim_next(session: Session, conversation_id: int) -> OutboxJob | datetime |
         draft_id=head.draft_id,
         attempts=attempts,
         kind=head.kind,
+        own_reply=draft is not None and HANDOFF_FLAG in (draft.flags or ()),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from bot.domain import DecisionAction, DraftRequest, DraftStatus, Mode, OutboxStatus
 from bot.domain import Draft as DraftValue
+from bot.errors import InvalidStateError
 from bot.moderation import ModerationService
 from bot.storage import models as m
 from bot.storage.db import Database
@@ -88,12 +89,13 @@ def test_a_handoff_during_drafting_queues_the_message_for_a_person(
 
 
 @pytest.mark.parametrize("mode", [Mode.AUTO, Mode.REVIEW_ALL])
-def test_a_handoff_stops_the_chats_replies_and_drafts_on_their_way(
+def test_a_handoff_turns_the_chats_replies_and_drafts_into_items_for_a_person(
     migrated_db: Database, mode: Mode
 ) -> None:
     """auto: a reply waiting out the send delay is cancelled; review_all: the queued draft is
-    rejected; each audited as the moderator's. A message already waiting for a person (no
-    draft: flagged) stays queued, and another chat is left alone."""
+    dropped; each audited as the moderator's, and each message then waits for a moderator's
+    own reply, so none is left unanswered and out of the queue. A message already waiting for
+    a person (no draft: flagged) stays as it is, and another chat is left alone."""
     pipeline, outbox, _ = _build(migrated_db, _account(mode, send_delay_s=600))
 
     async def handle() -> None:
@@ -118,31 +120,42 @@ def test_a_handoff_stops_the_chats_replies_and_drafts_on_their_way(
             .order_by(m.OutboxItem.id)
         ).all()
         first_draft = s.scalar(select(m.ReplyDraft.id).order_by(m.ReplyDraft.id))
+    # Message 1's draft now waits for a person, as the flagged message 2 did; c2 untouched.
+    assert [(d.status, d.model_version) for d in drafts[:2]] == [
+        (DraftStatus.QUEUED, "handoff"),
+        (DraftStatus.QUEUED, "handoff"),
+    ]
     if mode is Mode.AUTO:
-        # Drafted then cancelled; the flagged message's item waits; c2 untouched.
-        assert [d.status for d in drafts] == [
-            DraftStatus.REJECTED,
-            DraftStatus.QUEUED,
-            DraftStatus.APPROVED,
-        ]
+        assert drafts[2].status is DraftStatus.APPROVED
         assert [r.status for r in replies] == [OutboxStatus.CANCELLED, OutboxStatus.PENDING]
         stopped = ("cancel", "cli:tester", str(replies[0].id))
     else:
-        assert [d.status for d in drafts] == [
-            DraftStatus.REJECTED,
-            DraftStatus.QUEUED,
-            DraftStatus.QUEUED,
-        ]
+        assert drafts[2].status is DraftStatus.QUEUED
         assert replies == []
         stopped = ("reject", "cli:tester", str(first_draft))
-    assert drafts[1].model_version == "handoff"
+    waiting = ModerationService(migrated_db, gate=AllowAll).list_queue(OPERATOR, account="acct")
+    first = next(item for item in waiting if item.draft_id == first_draft)
+    assert first.draft_text == "" and "handoff" in first.flags  # nothing left to approve
+    with pytest.raises(InvalidStateError, match="waits for a person's own reply"):
+        service.approve(OPERATOR, first_draft)
+    outcome = service.reply(OPERATOR, first_draft, "Hi, Sam here: it ships today.")
+    assert outcome.outbox_id is not None
     audit = _audit(migrated_db)
-    assert audit[-2:] == [stopped, ("handoff", "cli:tester", "c1")]
+    assert audit[-3:] == [
+        stopped,
+        ("handoff", "cli:tester", "c1"),
+        ("reply", "cli:tester", str(first_draft)),
+    ]
     with migrated_db.session() as s:
         notes = s.scalars(
-            select(m.ModerationAction.note).where(m.ModerationAction.action != "handoff")
+            select(m.ModerationAction.note).where(
+                m.ModerationAction.action.in_(["cancel", "reject"])
+            )
         ).all()
-    assert notes[-1] == "the chat was handed to people"
+    assert (
+        notes[-1]
+        == "the chat was handed to people: the bot's draft was dropped; a moderator answers"
+    )
 
 
 def test_a_ban_audits_what_it_stopped(migrated_db: Database) -> None:

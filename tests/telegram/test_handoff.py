@@ -26,6 +26,16 @@ def test_handoff_reply_by_card_and_handback(api: FakeBotApiClient, start_bot: St
     api.inject(f.private_message(ALICE, "my parcel never came"))
     _, card = api.wait_for_calls(2, chat_id=MODS.id)
     assert "handed to people" in (card.text or "")
+    # Nothing to approve: the card asks for the moderator's own answer.
+    assert [b["text"] for b in card.inline_keyboard[0]] == ["Reply", "Reject"]
+    api.inject(
+        f.callback_query(
+            MODERATOR, card.callback_data[0], chat_id=MODS.id, message_id=card.message_id or 0
+        )
+    )
+    bot.wait_until(lambda: len(api.calls("answerCallbackQuery")) == 1)
+    (pressed,) = api.calls("answerCallbackQuery")
+    assert pressed.params.get("text") == "Reply to this card with your answer to send it."
     api.inject(f.reply_to(MODS, MODERATOR, "Hi, Mo here: I'm on it.", card.message_id or 0))
     _, answer = api.wait_for_calls(2, chat_id=ALICE.id)
     assert answer.text == "Hi, Mo here: I'm on it."
