@@ -5,12 +5,14 @@
 `source`) and prints, for alt-profanity-check alone (toxicity at or above the review
 threshold), the default gate (`SafetyGate.check_inputs`), and the gate made stricter by the
 head's label (`bot.nlp.heads.with_safety_head`, the pipeline's rule, with the default
-`safety_label_verdicts`):
+`safety_label_verdicts`), and with `--curve 0.5,0.8` the same at other confidences:
 
 * the share caught (verdict not allow) of harmful requests and of ToxiGen's implicit hate;
 * the share flagged of ToxiGen's neutral statements about minorities, of the held-out third of
   our own neutral statements about groups, of ordinary airline tweets, and of the safe
   look-alikes in `--lookalikes` (one message a line);
+* on the held-out third of our stereotype pairs, the share of the hateful halves caught and of
+  the rejecting halves flagged;
 * on the Davidson tweets, the macro-F1 of "verdict is not allow" against "offensive or hate".
 
 Used for the figures in docs/SAFETY.md. Needs the public data, so never part of the tests.
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import DEFAULT_INTENTS, Settings
-from bot.domain import VerdictAction
+from bot.domain import Analysis, Verdict, VerdictAction
 from bot.nlp.classify import LexicalClassifier
 from bot.nlp.heads import HeadClassifier, SafetyHeadPolicy, load_heads, with_safety_head
 from bot.safety.gate import SafetyGate
@@ -69,6 +71,8 @@ def measure(
         "neutral_minority_flagged": _share(by.get(("toxigen", "neither"), [])),
         "airline_flagged": _share(by.get(("airline", "neither"), [])),
         "written_neutral_flagged": _share(by.get(("neutral_written", "neither"), [])),
+        "written_hate_caught": _share(by.get(("pairs_written", "hate"), [])),
+        "written_rejections_flagged": _share(by.get(("pairs_written", "neither"), [])),
         "lookalikes_flagged": _share(flagged(lookalikes)) if lookalikes else None,
         "davidson_macro_f1": round(_macro_f1([g for g, _ in davidson], [f for _, f in davidson]), 3)
         if davidson
@@ -76,7 +80,9 @@ def measure(
     }
 
 
-def evaluate(data: Path, head: Path | None, lookalikes: Path | None) -> dict[str, Any]:
+def evaluate(
+    data: Path, head: Path | None, lookalikes: Path | None, curve: Sequence[float] = ()
+) -> dict[str, Any]:
     settings = Settings(device="cpu")
     rows = _rows(data)
     extra = (
@@ -103,17 +109,28 @@ def evaluate(data: Path, head: Path | None, lookalikes: Path | None) -> dict[str
         rules = LexicalClassifier(DEFAULT_INTENTS)
         loaded = load_heads(settings, {"safety": (head.name, str(head))}, DEFAULT_INTENTS)
         classifier = HeadClassifier(loaded, rules)
+        judged: dict[tuple[str, ...], tuple[list[Verdict], list[Analysis]]] = {}
+
+        def gate_and_head(policy: SafetyHeadPolicy) -> Flagged:
+            def flagged(texts: Sequence[str]) -> list[bool]:
+                key = tuple(texts)  # the gate and the head run once per text set
+                if key not in judged:
+                    judged[key] = (gate.check_inputs(texts), classifier.classify_many(texts))
+                verdicts, analyses = judged[key]
+                return [
+                    with_safety_head(v, a, policy).action is not VerdictAction.ALLOW
+                    for v, a in zip(verdicts, analyses, strict=True)
+                ]
+
+            return flagged
+
         policy = SafetyHeadPolicy.from_settings(settings)
-
-        def gate_and_head(texts: Sequence[str]) -> list[bool]:
-            verdicts = gate.check_inputs(texts)
-            analyses = classifier.classify_many(texts)
-            return [
-                with_safety_head(v, a, policy).action is not VerdictAction.ALLOW
-                for v, a in zip(verdicts, analyses, strict=True)
-            ]
-
-        results["gate + safety head"] = measure(rows, extra, gate_and_head)
+        results["gate + safety head"] = measure(rows, extra, gate_and_head(policy))
+        for level in curve:
+            at = SafetyHeadPolicy(policy.verdicts, level)
+            results[f"gate + safety head at confidence {level}"] = measure(
+                rows, extra, gate_and_head(at)
+            )
     return results
 
 
@@ -122,8 +139,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="safety_heldout.jsonl")
     parser.add_argument("--head", type=Path, help="a safety head's directory")
     parser.add_argument("--lookalikes", type=Path, help="safe look-alike messages, one a line")
+    parser.add_argument(
+        "--curve",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[],
+        help="also measure the head at these confidences, e.g. 0.5,0.7,0.8",
+    )
     args = parser.parse_args()
-    print(json.dumps(evaluate(args.data, args.head, args.lookalikes), indent=2))
+    print(json.dumps(evaluate(args.data, args.head, args.lookalikes, args.curve), indent=2))
 
 
 if __name__ == "__main__":

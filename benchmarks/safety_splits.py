@@ -15,8 +15,13 @@ taken from the end of the shuffled file so they never meet the sentiment splits 
 `benchmarks.airline_splits`). With `--neutral FILE` (default: the project's hand-written
 `benchmarks/data/neutral_group_statements.txt`), two thirds of those neutral statements about
 identity groups train as `neither` and a third is held out: ToxiGen alone has too few neutral
-statements to teach a head that talking about a group is not hate. The data is not part of the
-project; write these files outside it.
+statements to teach a head that talking about a group is not hate. With `--pairs FILE` (default:
+`benchmarks/data/stereotype_pairs.tsv`, also hand-written), each pair is a statement of implicit
+hate (`hate`) and one that names the same stereotype to reject it (`neither`); two thirds of the
+pairs train and a third is held out, whole pairs on each side, so a held-out stereotype was never
+seen in either form. ToxiGen's 110 training statements alone teach a head the stereotypes' words
+rather than what is said about them. The public data is not part of the project; write these
+files outside it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ def _cut(rows: list[Row], share: float) -> tuple[list[Row], list[Row]]:
 
 
 NEUTRAL = Path(__file__).parent / "data" / "neutral_group_statements.txt"
+PAIRS = Path(__file__).parent / "data" / "stereotype_pairs.tsv"
+
+
+def _lines(path: Path) -> list[str]:
+    """The file's lines without blanks and `#` comments."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def write_splits(
@@ -57,6 +69,7 @@ def write_splits(
     davidson: int = 900,
     airline: int = 900,
     neutral: Path | None = NEUTRAL,
+    pairs: Path | None = PAIRS,
     toxigen_repeat: int = 1,
 ) -> dict[str, int]:
     """Write both files into `out`; returns their row counts."""
@@ -98,16 +111,22 @@ def write_splits(
     heldout += [{**r, "source": "airline"} for r in brand[airline:]]
 
     if neutral is not None:
-        lines = neutral.read_text(encoding="utf-8").splitlines()
-        written = [
-            {"text": line.strip(), "label": "neither"}
-            for line in lines
-            if line.strip() and not line.startswith("#")
-        ]
+        written = [{"text": line, "label": "neither"} for line in _lines(neutral)]
         random.Random(seed).shuffle(written)
         first, rest = _cut(written, 2 / 3)
         train += first
         heldout += [{**r, "source": "neutral_written"} for r in rest]
+
+    if pairs is not None:
+        both = [line.split("\t") for line in _lines(pairs)]
+        random.Random(seed).shuffle(both)
+        at = round(len(both) * 2 / 3)
+        for i, (_group, hateful, plain) in enumerate(both):
+            rows = [{"text": hateful, "label": "hate"}, {"text": plain, "label": "neither"}]
+            if i < at:
+                train += rows
+            else:
+                heldout += [{**r, "source": "pairs_written"} for r in rows]
 
     random.Random(seed).shuffle(train)
     _write(out / "safety_train.jsonl", train)
@@ -125,6 +144,8 @@ def main() -> None:
     parser.add_argument("--toxigen-repeat", type=int, default=1, help="ToxiGen rows, times")
     parser.add_argument("--neutral", type=Path, default=NEUTRAL, help="neutral statements")
     parser.add_argument("--no-neutral", action="store_true", help="leave them out")
+    parser.add_argument("--pairs", type=Path, default=PAIRS, help="hateful / plain pairs")
+    parser.add_argument("--no-pairs", action="store_true", help="leave them out")
     args = parser.parse_args()
     counts = write_splits(
         args.data,
@@ -134,6 +155,7 @@ def main() -> None:
         airline=args.airline,
         toxigen_repeat=args.toxigen_repeat,
         neutral=None if args.no_neutral else args.neutral,
+        pairs=None if args.no_pairs else args.pairs,
     )
     for name, n in counts.items():
         print(f"{args.out / name}.jsonl: {n} rows")
