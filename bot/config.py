@@ -228,7 +228,7 @@ class Settings(BaseSettings):
         description="Safety head label -> allow / review / block; unknown labels review.",
     )
     safety_head_confidence: float = Field(
-        0.9,
+        0.85,
         ge=0.0,
         le=1.0,
         description="A promoted safety head flags a text only when its label that asks for "

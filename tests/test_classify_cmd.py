@@ -245,7 +245,7 @@ def test_promoted_heads_change_what_classify_prints(heads_env: dict[str, str]) -
     [row] = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert row["intent"] == "praise"  # no intent head: the rules answer
     assert (row["sentiment"], row["sentiment_score"]) == ("negative", 0.3333)
-    # Two labels at 0.5 each: under the default confidence (0.9) the head flags nothing.
+    # Two labels at 0.5 each: under the default confidence (0.85) the head flags nothing.
     assert row["safety"]["label"] == "hate" and row["safety"]["verdict"] == "allow"
     assert run_cli(HAPPY, "--account", "default", **heads_env).stdout == done.stdout
     sure = run_cli(HAPPY, **heads_env, AUTOREPLY_SAFETY_HEAD_CONFIDENCE="0.5")

@@ -144,7 +144,7 @@ class SafetyHeadPolicy:
     """
 
     verdicts: Mapping[str, str] = field(default_factory=lambda: dict(SAFETY_LABEL_VERDICTS))
-    confidence: float = 0.9
+    confidence: float = 0.85
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SafetyHeadPolicy:
