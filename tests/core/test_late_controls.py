@@ -120,6 +120,7 @@ def test_a_handoff_turns_the_chats_replies_and_drafts_into_items_for_a_person(
             .order_by(m.OutboxItem.id)
         ).all()
         first_draft = s.scalar(select(m.ReplyDraft.id).order_by(m.ReplyDraft.id))
+    assert first_draft is not None
     # Message 1's draft now waits for a person, as the flagged message 2 did; c2 untouched.
     assert [(d.status, d.model_version) for d in drafts[:2]] == [
         (DraftStatus.QUEUED, "handoff"),
