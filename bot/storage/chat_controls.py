@@ -148,12 +148,12 @@ def _stop_on_the_way(
             continue  # already waits for a person's own reply
         else:
             stopped = _wait_for_person(session, draft_id, m.DraftStatus.QUEUED)
-        if stopped:
+        if stopped:  # a turned draft is audited as part of the handoff, not as a reject
             draft_store.audit(
                 session,
                 account_id=account_id,
                 actor=by,
-                action=ModerationKind.REJECT,
+                action=ModerationKind.HANDOFF if wait_for_person else ModerationKind.REJECT,
                 draft_id=draft_id,
                 note=note,
             )

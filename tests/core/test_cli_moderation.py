@@ -46,7 +46,8 @@ def test_ban_handoff_and_reply_from_the_cli(db: Database) -> None:
         _cli("users", "ban", "default", "7")
     assert "no longer banned" in _cli("users", "unban", "default", "7")
 
-    # Another chat: a handoff also rejects the chat's queued drafts (test_late_controls).
+    # Another chat: a handoff also turns the chat's queued drafts into items for a person, audited
+    # as part of the handoff (test_late_controls).
     queue_draft(db, account="default", platform="console", chat_id="desk", user_id="8")
     assert "handed to people" in _cli("chats", "handoff", "default", "desk")
     assert "handed back" in _cli("chats", "handback", "default", "desk")
@@ -61,7 +62,7 @@ def test_ban_handoff_and_reply_from_the_cli(db: Database) -> None:
             )
         ).all()
     assert [(a.value, who) for a, who in audit][-1] == ("reply", "sam")
-    assert [a.value for a, _ in audit][:5] == ["ban", "unban", "reject", "handoff", "handback"]
+    assert [a.value for a, _ in audit][:5] == ["ban", "unban", "handoff", "handoff", "handback"]
 
 
 def test_pending_sends_are_listed_and_cancelled(db: Database) -> None:

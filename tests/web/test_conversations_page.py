@@ -347,10 +347,11 @@ def test_in_chromium_search_open_a_thread_and_hand_it_off(
     expect(page.locator("#notice")).to_contain_text("is handed to people")
     expect(page.locator("button", has_text="Hand back to the bot")).to_be_visible()
     page.screenshot(path=tmp_path / "conversation.png", full_page=True)
-    # The complaint's queued draft is stopped by the handoff, in alice's name.
-    expect(page.locator("li.turn-user .meta").first).to_contain_text(
-        "rejected (reject by web:alice)"
-    )
+    # The complaint's queued draft is stopped by the handoff, in alice's name, and the message
+    # waits for a person's own reply.
+    meta = page.locator("li.turn-user .meta").first
+    expect(meta).to_contain_text("queued")
+    expect(meta).not_to_contain_text("rejected")
     audit = _audit(migrated_db)
     assert audit[-1] == ("web", "handoff", "g2", "web:alice")
-    assert [action for _, action, _, _ in audit[:-1]] == ["reject"]
+    assert [action for _, action, _, _ in audit[:-1]] == ["handoff"]
